@@ -1,0 +1,1 @@
+"""Data: encoding samples for a VLM (prompt + target, images), loading domains, Lightning DataModules."""

@@ -1,0 +1,124 @@
+"""Turn schema samples into model inputs: chat prompt + images (+ target with prompt-masked labels).
+
+Invariants: image placeholder tokens are never truncated (an over-long example is skipped and counted,
+or raises when ``on_overlong="raise"``), and every image's placeholder count is checked against the
+processor's grid.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import torch
+
+from dualtune.prompting.templates import build_messages, sample_images, target_text
+
+log = logging.getLogger(__name__)
+IGNORE_INDEX = -100
+
+
+class OverlongError(ValueError):
+    """An example is longer than the configured limit; truncating it would cut image tokens or the target."""
+
+
+def prompt_string(processor, sample: dict, mode: str, templates=None, text_only: bool = False) -> str:
+    """The chat-formatted prompt (ending with the assistant header) for ``sample`` in ``mode``."""
+    messages = build_messages(sample, mode, templates, num_images=0 if text_only else None)
+    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+def _check_image_tokens(processor, input_ids: torch.Tensor, grid_thw) -> None:
+    """Raise if the number of image placeholder tokens differs from what the image grids need."""
+    if grid_thw is None:
+        return
+    merge = getattr(processor.image_processor, "merge_size", 2)
+    expected = int((grid_thw.prod(-1) // (merge**2)).sum())
+    image_id = processor.tokenizer.convert_tokens_to_ids(processor.image_token)
+    found = int((input_ids == image_id).sum())
+    if found != expected:
+        raise ValueError(f"image token mismatch: {found} placeholders for {expected} image features")
+
+
+def encode_train_example(processor, sample: dict, mode: str, templates=None, max_length: int = 1024) -> dict:
+    """Encode prompt + target; labels are -100 on the prompt so the loss covers target tokens only."""
+    prompt = prompt_string(processor, sample, mode, templates)
+    images = sample_images(sample)
+    enc = processor(text=[prompt], images=images or None, return_tensors="pt")
+    prompt_ids = enc["input_ids"][0]
+    _check_image_tokens(processor, prompt_ids, enc.get("image_grid_thw"))
+    eos = processor.tokenizer.eos_token
+    target_ids = processor.tokenizer(target_text(sample, mode) + eos, add_special_tokens=False,
+                                     return_tensors="pt")["input_ids"][0]
+    total = len(prompt_ids) + len(target_ids)
+    if total > max_length:
+        raise OverlongError(f"sample {sample.get('id')!r} ({mode}) has {total} tokens > max_length {max_length}")
+    input_ids = torch.cat([prompt_ids, target_ids])
+    labels = torch.cat([torch.full_like(prompt_ids, IGNORE_INDEX), target_ids])
+    out = {"input_ids": input_ids, "labels": labels, "attention_mask": torch.ones_like(input_ids)}
+    if "mm_token_type_ids" in enc:
+        out["mm_token_type_ids"] = torch.cat([enc["mm_token_type_ids"][0], torch.zeros_like(target_ids)])
+    if "pixel_values" in enc:
+        out["pixel_values"] = enc["pixel_values"]
+        out["image_grid_thw"] = enc["image_grid_thw"]
+    return out
+
+
+def encode_many(processor, samples, modes, templates=None, max_length=1024, on_overlong="skip"):
+    """Encode (sample, mode) pairs; over-long ones are skipped and counted (or raise). Returns (examples, skips)."""
+    examples, skipped = [], Counter()
+    for sample, mode in zip(samples, modes):
+        try:
+            ex = encode_train_example(processor, sample, mode, templates, max_length)
+        except OverlongError as err:
+            if on_overlong == "raise":
+                raise
+            skipped["overlong"] += 1
+            log.debug("skip: %s", err)
+            continue
+        ex["id"], ex["mode"] = sample["id"], mode
+        examples.append(ex)
+    if skipped:
+        log.warning("skipped %d over-long examples (max_length=%d); raise the limit or filter the data",
+                    skipped["overlong"], max_length)
+    return examples, skipped
+
+
+def _pad(seqs, value, side="right"):
+    """Pad 1-D tensors to a common length on ``side``."""
+    width = max(len(s) for s in seqs)
+    out = torch.full((len(seqs), width), value, dtype=seqs[0].dtype)
+    for i, s in enumerate(seqs):
+        if side == "right":
+            out[i, : len(s)] = s
+        else:
+            out[i, width - len(s):] = s
+    return out
+
+
+def collate_train(examples: list[dict], pad_token_id: int) -> dict:
+    """Right-pad a list of encoded examples into a batch; images concatenated in example order."""
+    batch = {
+        "input_ids": _pad([e["input_ids"] for e in examples], pad_token_id),
+        "labels": _pad([e["labels"] for e in examples], IGNORE_INDEX),
+        "attention_mask": _pad([e["attention_mask"] for e in examples], 0),
+    }
+    if all("mm_token_type_ids" in e for e in examples):
+        batch["mm_token_type_ids"] = _pad([e["mm_token_type_ids"] for e in examples], 0)
+    with_images = [e for e in examples if "pixel_values" in e]
+    if with_images:
+        batch["pixel_values"] = torch.cat([e["pixel_values"] for e in with_images])
+        batch["image_grid_thw"] = torch.cat([e["image_grid_thw"] for e in with_images])
+    return batch
+
+
+def encode_generation_batch(processor, samples, mode, templates=None, text_only=False, max_length=None):
+    """Left-padded prompts (+ images) for batched generation; raises OverlongError rather than truncating."""
+    prompts = [prompt_string(processor, s, mode, templates, text_only=text_only) for s in samples]
+    images = [] if text_only else [img for s in samples for img in sample_images(s)]
+    processor.tokenizer.padding_side = "left"
+    enc = processor(text=prompts, images=images or None, padding=True, return_tensors="pt")
+    _check_image_tokens(processor, enc["input_ids"], enc.get("image_grid_thw"))
+    if max_length is not None and enc["attention_mask"].sum(-1).max() > max_length:
+        raise OverlongError(f"a prompt exceeds max_length {max_length}")
+    return enc

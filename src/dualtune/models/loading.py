@@ -1,0 +1,108 @@
+"""Load a VLM and its processor through the Auto* classes, then apply freezing and LoRA.
+
+The same path serves a hub id (``Qwen/Qwen2.5-VL-3B-Instruct``), a local checkpoint directory and the
+embedded tiny model (built and cached by `dualtune.models.base.ensure_tiny_base`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+          "float16": torch.float16, "fp16": torch.float16, "auto": "auto"}
+
+
+def resolve_dtype(name: str | None):
+    """Map a config dtype string to a torch dtype (or "auto")."""
+    if name is None:
+        return torch.float32
+    if name not in DTYPES:
+        raise ValueError(f"unknown dtype {name!r}; expected one of {sorted(DTYPES)}")
+    return DTYPES[name]
+
+
+def load_processor(path: str, max_pixels: int | None = None, min_pixels: int | None = None):
+    """`AutoProcessor.from_pretrained` with optional image-size bounds, left padding for generation."""
+    from transformers import AutoProcessor
+
+    kwargs = {}
+    if max_pixels:
+        kwargs["max_pixels"] = int(max_pixels)
+    if min_pixels:
+        kwargs["min_pixels"] = int(min_pixels)
+    processor = AutoProcessor.from_pretrained(path, **kwargs)
+    processor.tokenizer.padding_side = "left"
+    return processor
+
+
+def freeze_modules(model, patterns) -> int:
+    """Set requires_grad=False on parameters whose name contains any of ``patterns``; return count frozen."""
+    frozen = 0
+    for name, param in model.named_parameters():
+        if any(p in name for p in patterns):
+            param.requires_grad_(False)
+            frozen += param.numel()
+    return frozen
+
+
+def apply_lora(model, lora_cfg):
+    """Wrap ``model`` with a peft LoRA adapter (language-model linears only, by ``target_modules``)."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=int(lora_cfg.r), lora_alpha=int(lora_cfg.alpha), lora_dropout=float(lora_cfg.dropout),
+        target_modules=lora_cfg.target_modules if isinstance(lora_cfg.target_modules, str)
+        else list(lora_cfg.target_modules),
+        bias="none", task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def load_model(path: str, model_cfg, for_training: bool = True):
+    """Load weights from ``path`` via `AutoModelForImageTextToText`, then freeze / LoRA per ``model_cfg``."""
+    from transformers import AutoModelForImageTextToText
+
+    model = AutoModelForImageTextToText.from_pretrained(
+        path, dtype=resolve_dtype(model_cfg.get("dtype")),
+        attn_implementation=model_cfg.get("attn_implementation") or None,
+    )
+    if not for_training:
+        return model.eval()
+    patterns = []
+    if model_cfg.get("freeze_vision"):
+        patterns += list(model_cfg.get("vision_modules") or [])
+    if model_cfg.get("freeze_projector"):
+        patterns += list(model_cfg.get("projector_modules") or [])
+    if patterns:
+        n = freeze_modules(model, patterns)
+        log.info("froze %.2fM parameters matching %s", n / 1e6, patterns)
+    if model_cfg.get("lora") and model_cfg.lora.get("enabled"):
+        model = apply_lora(model, model_cfg.lora)
+    return model
+
+
+def model_fingerprint(path: str | Path) -> str:
+    """A short hash identifying a checkpoint: file sizes + config for local dirs, the id for hub names."""
+    path_obj = Path(str(path))
+    h = hashlib.sha256()
+    if path_obj.is_dir():
+        for f in sorted(path_obj.rglob("*")):
+            if f.is_file():
+                h.update(f.relative_to(path_obj).as_posix().encode())
+                h.update(str(f.stat().st_size).encode())
+                if f.suffix == ".json" or f.stat().st_size < 1 << 20:
+                    h.update(f.read_bytes())
+                else:  # weights: hash the head and tail, enough to tell checkpoints apart cheaply
+                    with f.open("rb") as fh:
+                        h.update(fh.read(1 << 16))
+                        fh.seek(-(1 << 16), 2)
+                        h.update(fh.read(1 << 16))
+    else:
+        h.update(str(path).encode())
+    return h.hexdigest()[:16]

@@ -1,0 +1,1 @@
+"""Training: SFT and GRPO LightningModules and their pure math helpers."""

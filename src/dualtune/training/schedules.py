@@ -1,0 +1,30 @@
+"""Optimiser + learning-rate schedule shared by the SFT and GRPO modules."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def warmup_cosine_lambda(warmup_steps: int, total_steps: int, kind: str = "cosine"):
+    """LR multiplier: linear warmup to 1, then cosine decay to 0 (``kind="cosine"``) or constant."""
+
+    def fn(step: int) -> float:
+        if warmup_steps > 0 and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if kind == "constant":
+            return 1.0
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return fn
+
+
+def build_optimizer_and_scheduler(params, lr, weight_decay, warmup_ratio, total_steps, scheduler="cosine"):
+    """AdamW + a per-step LambdaLR, in Lightning's ``configure_optimizers`` return format."""
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    total = max(1, int(total_steps if math.isfinite(total_steps) else 1))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine_lambda(int(warmup_ratio * total), total, scheduler))
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
