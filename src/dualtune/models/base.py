@@ -1,0 +1,95 @@
+"""Resolve a model config to a checkpoint path; build + pretrain the tiny base model on first use.
+
+The tiny base is a deterministic, short pretraining of a random tiny Qwen2.5-VL on the lab's *generic*
+mixture (perception / description questions in both answer modes, templates disjoint from the target
+subtasks), so that base accuracy in both modes (B_S, B_L) is measurable. It is cached under
+``<cache_dir>/models/tiny-<config hash>`` and reused by every later run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from dualtune.utils.hashing import stable_hash
+
+log = logging.getLogger(__name__)
+
+# Bump when the tiny build or pretraining recipe changes, so caches are rebuilt.
+TINY_VERSION = 1
+
+
+def tiny_base_dir(model_cfg, cache_dir) -> Path:
+    """Cache location of the tiny base model for this config (hash of sizes, recipe and lab version)."""
+    from dualtune.lab import LAB_VERSION
+
+    key = stable_hash({"tiny": model_cfg.tiny, "pretrain": model_cfg.pretrain, "v": TINY_VERSION, "lab": LAB_VERSION})
+    return Path(cache_dir) / "models" / f"tiny-{key}"
+
+
+def pretrain_tiny(path: Path, model_cfg) -> dict:
+    """Pretrain the checkpoint at ``path`` in place on the generic lab mixture; return stats."""
+    import lightning as L
+    from omegaconf import OmegaConf
+
+    from dualtune.data.datamodule import SFTDataModule
+    from dualtune.lab import generic_samples
+    from dualtune.models.loading import load_model, load_processor
+    from dualtune.training.sft_module import SFTModule
+
+    pcfg = model_cfg.pretrain
+    L.seed_everything(int(pcfg.seed), verbose=False)
+    processor = load_processor(str(path))
+    model = load_model(str(path), OmegaConf.create({"dtype": "float32", "attn_implementation": "sdpa"}))
+    samples = generic_samples(int(pcfg.n_samples), seed=int(pcfg.seed))
+    data = SFTDataModule(processor, samples, mode="dual", batch_size=int(pcfg.batch_size),
+                         max_length=int(pcfg.max_length), seed=int(pcfg.seed))
+    module = SFTModule(model, lr=float(pcfg.lr), warmup_ratio=0.05)
+    trainer = L.Trainer(max_epochs=int(pcfg.epochs), accelerator="cpu", devices=1, logger=False,
+                        enable_checkpointing=False, enable_model_summary=False, deterministic=True,
+                        log_every_n_steps=10)
+    trainer.fit(module, data)
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return {"steps": trainer.global_step, "final_loss": float(trainer.callback_metrics.get("train/loss_epoch", -1))}
+
+
+def ensure_tiny_base(model_cfg, cache_dir) -> Path:
+    """Return the cached tiny base model dir, building and pretraining it first if needed (atomic)."""
+    from dualtune.lab import lab_text_corpus
+    from dualtune.models.tiny import build_tiny_checkpoint
+
+    final = tiny_base_dir(model_cfg, cache_dir)
+    if (final / "config.json").exists():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=final.name + ".tmp-", dir=final.parent))
+    start = time.perf_counter()
+    log.info("building the tiny base model (first use; cached at %s)", final)
+    t = model_cfg.tiny
+    build_tiny_checkpoint(tmp, lab_text_corpus(seed=0), seed=int(model_cfg.pretrain.seed),
+                          vocab_size=int(t.vocab_size), hidden_size=int(t.hidden_size), layers=int(t.layers),
+                          heads=int(t.heads), intermediate_size=int(t.intermediate_size),
+                          vision_hidden=int(t.vision_hidden), vision_depth=int(t.vision_depth))
+    stats = pretrain_tiny(tmp, model_cfg)
+    stats["build_seconds"] = round(time.perf_counter() - start, 1)
+    (tmp / "dualtune_pretrain.json").write_text(__import__("json").dumps(stats, indent=2))
+    try:
+        os.replace(tmp, final)
+    except OSError:  # another process finished first: keep theirs
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("tiny base model ready in %.1fs: %s", stats["build_seconds"], stats)
+    return final
+
+
+def resolve_model_path(model_cfg, cache_dir) -> str:
+    """Checkpoint path for ``model_cfg``: its ``path`` (hub id or dir), or the tiny base built on demand."""
+    if model_cfg.get("path"):
+        return str(model_cfg.path)
+    if model_cfg.name == "tiny" or model_cfg.get("tiny"):
+        return str(ensure_tiny_base(model_cfg, cache_dir))
+    raise ValueError(f"model config {model_cfg.name!r} has no path")

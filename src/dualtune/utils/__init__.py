@@ -1,0 +1,1 @@
+"""Small shared utilities: hashing, seeding, run-dir helpers, loggers, the Hydra task wrapper."""
