@@ -25,15 +25,18 @@ def stage(name: str, timings: dict | None = None):
 
 
 def run_dir(cfg) -> Path:
-    """The Hydra output dir of this job (falls back to ./outputs/manual outside Hydra)."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
+    """This job's output dir: ``cfg.output_dir`` if set, else Hydra's run dir, else ./outputs/manual."""
+    path = cfg.get("output_dir")
+    if not path:
+        try:
+            from hydra.core.hydra_config import HydraConfig
 
-        return Path(HydraConfig.get().runtime.output_dir)
-    except Exception:  # noqa: BLE001 - not running under @hydra.main
-        path = Path(cfg.get("output_dir") or "outputs/manual")
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+            path = HydraConfig.get().runtime.output_dir
+        except Exception:  # noqa: BLE001 - not running under @hydra.main
+            path = None
+    path = Path(path or "outputs/manual")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def build_logger(cfg, out_dir: Path):

@@ -1,0 +1,65 @@
+"""Load a domain's train/test samples: the procedural lab, or any dataset already in the sample schema.
+
+Rows are validated with `dualtune.schema.validate_rows`: invalid rows are counted and logged (or raise
+with ``strict=True``); nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from dualtune.schema import FEATURES, validate_rows
+
+log = logging.getLogger(__name__)
+
+
+def _load_hf(hf_cfg):
+    """A DatasetDict from a `save_to_disk` directory or a hub id (``load_dataset``)."""
+    import datasets
+
+    path = str(hf_cfg.path)
+    if Path(path).is_dir() and (Path(path) / "dataset_dict.json").exists():
+        return datasets.load_from_disk(path)
+    return datasets.load_dataset(path, hf_cfg.get("name"))
+
+
+def _check_columns(ds, name: str) -> None:
+    missing = [c for c in FEATURES if c not in ds.column_names]
+    if missing:
+        raise ValueError(f"{name}: dataset lacks schema columns {missing}; see dualtune.schema.FEATURES")
+
+
+def load_domain(domain_cfg, cache_dir, seed: int = 0, strict: bool = False) -> dict[str, list[dict]]:
+    """Return {"train": rows, "test": rows} for the configured domain, validated."""
+    if domain_cfg.source == "lab":
+        from dualtune.lab import load_lab
+
+        splits = {}
+        for dom in domain_cfg.domains:
+            dd = load_lab(dom, Path(cache_dir) / "lab", n_train=int(domain_cfg.n_train_per_subtask),
+                          n_test=int(domain_cfg.n_test_per_subtask), seed=seed)
+            for split in ("train", "test"):
+                splits.setdefault(split, []).extend(dd[split])
+    elif domain_cfg.source == "hf":
+        dd = _load_hf(domain_cfg.hf)
+        splits = {}
+        for split, key in (("train", domain_cfg.hf.train_split), ("test", domain_cfg.hf.test_split)):
+            if key not in dd:
+                raise ValueError(f"split {key!r} not in dataset {domain_cfg.hf.path} (has {list(dd)})")
+            _check_columns(dd[key], f"{domain_cfg.hf.path}[{key}]")
+            splits[split] = list(dd[key])
+    else:
+        raise ValueError(f"unknown domain source {domain_cfg.source!r}; expected lab or hf")
+    out = {}
+    for split, rows in splits.items():
+        out[split], report = validate_rows(rows, strict=strict, name=f"{domain_cfg.name}/{split}")
+        log.info("%s/%s: %s", domain_cfg.name, split, report.summary())
+    return out
+
+
+def sample_meta(sample: dict) -> dict:
+    """The decoded ``meta`` dict of a sample ({} when empty)."""
+    meta = sample.get("meta") or "{}"
+    return json.loads(meta) if isinstance(meta, str) else dict(meta)

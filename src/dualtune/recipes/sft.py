@@ -1,0 +1,79 @@
+"""The SFT recipe: fine-tune a checkpoint on samples in direct / cot / dual mode and save the result.
+
+Checkpoints go to ``<run dir>/checkpoints`` (``last.ckpt`` every epoch); rerun with
+``hydra.run.dir=<that run dir> ckpt_path=last`` to resume at the same step. The tuned model is saved
+with ``save_pretrained`` (LoRA merged) to ``<run dir>/model`` so every loader can read it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from dualtune.data.datamodule import SFTDataModule
+from dualtune.models.loading import load_model
+from dualtune.training.sft_module import SFTModule
+from dualtune.utils.runtime import build_logger
+
+log = logging.getLogger(__name__)
+
+
+def build_trainer(cfg, out_dir: Path, logger=None, max_epochs=None, max_steps=None, callbacks=()):
+    """A Lightning Trainer from ``cfg.trainer`` with a last-checkpoint callback in ``out_dir/checkpoints``."""
+    t = cfg.trainer
+    ckpt = ModelCheckpoint(dirpath=str(out_dir / "checkpoints"), save_last=True, save_top_k=0)
+    return L.Trainer(
+        accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
+        max_epochs=max_epochs if max_epochs is not None else cfg.algo.epochs,
+        max_steps=max_steps if max_steps is not None else cfg.algo.max_steps,
+        accumulate_grad_batches=cfg.algo.get("accumulate_grad_batches", 1),
+        log_every_n_steps=t.log_every_n_steps, logger=logger if logger is not None else False,
+        callbacks=[ckpt, *callbacks], fast_dev_run=cfg.trainer.get("fast_dev_run", False),
+        enable_model_summary=False, default_root_dir=str(out_dir),
+    )
+
+
+def resolve_ckpt_path(ckpt_path, out_dir: Path):
+    """Map ``ckpt_path=last`` to this run dir's last checkpoint (None if there is none yet)."""
+    if ckpt_path in (None, "", "null"):
+        return None
+    if ckpt_path == "last":
+        last = out_dir / "checkpoints" / "last.ckpt"
+        if not last.exists():
+            log.warning("ckpt_path=last but %s does not exist; starting from scratch", last)
+            return None
+        return str(last)
+    return str(ckpt_path)
+
+
+def fit_sft(cfg, model_path: str, processor, train_rows, out_dir: Path, val_rows=None) -> Path:
+    """Fine-tune ``model_path`` on ``train_rows`` per ``cfg.algo`` / ``cfg.mode``; return the saved model dir."""
+    algo = cfg.algo
+    mode = "dual" if len(cfg.mode.train_modes) == 2 else cfg.mode.train_modes[0]
+    data = SFTDataModule(processor, train_rows, val_rows, mode=mode, templates=dict(cfg.mode.templates),
+                         batch_size=int(algo.batch_size), max_length=int(algo.max_length),
+                         on_overlong="raise" if cfg.get("strict") else algo.on_overlong, seed=int(cfg.seed))
+    model = load_model(model_path, cfg.model)
+    module = SFTModule(model, lr=float(algo.lr), weight_decay=float(algo.weight_decay),
+                       warmup_ratio=float(algo.warmup_ratio), scheduler=algo.scheduler,
+                       gradient_checkpointing=bool(algo.gradient_checkpointing))
+    trainer = build_trainer(cfg, out_dir, logger=build_logger(cfg, out_dir))
+    trainer.fit(module, data, ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), out_dir))
+    save_dir = out_dir / "model"
+    if trainer.is_global_zero:
+        save_tuned(module.model, processor, save_dir)
+    log.info("SFT done: %d steps, skipped %s; model saved to %s", trainer.global_step, data.skipped or "none",
+             save_dir)
+    return save_dir
+
+
+def save_tuned(model, processor, save_dir: Path) -> Path:
+    """``save_pretrained`` the tuned model (LoRA merged into the base weights) and its processor."""
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    model.save_pretrained(save_dir)
+    processor.save_pretrained(save_dir)
+    return save_dir

@@ -1,0 +1,54 @@
+"""Shared fixtures: compose the real Hydra configs with tiny overrides, a session tiny model, sample rows."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+# Small tiny-model recipe used by tests: same builder and pretraining code as the default, fewer steps.
+TEST_MODEL_OVERRIDES = [
+    "model.tiny.vocab_size=512", "model.tiny.hidden_size=64", "model.tiny.layers=2",
+    "model.tiny.intermediate_size=128", "model.tiny.vision_hidden=32", "model.tiny.vision_depth=1",
+    "model.pretrain.n_samples=64", "model.pretrain.epochs=1",
+]
+
+
+def compose(config_name: str = "train", overrides=(), return_hydra_config: bool = False):
+    """Compose a config from conf/ like the entry points do (HydraConfig set so ${hydra:...} resolves)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = hydra_compose(config_name=config_name, overrides=list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    if not return_hydra_config:
+        from omegaconf import open_dict
+
+        with open_dict(cfg):
+            del cfg["hydra"]
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """A per-session cache dir (lab datasets, tiny base model, eval cache)."""
+    return tmp_path_factory.mktemp("dualtune_cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(cache_dir) -> str:
+    """A tiny base model built and briefly pretrained through the production path (cached per session)."""
+    from dualtune.models.base import ensure_tiny_base
+
+    cfg = compose("train", [f"cache_dir={cache_dir}", *TEST_MODEL_OVERRIDES])
+    return str(ensure_tiny_base(cfg.model, cfg.cache_dir))
