@@ -32,7 +32,8 @@ FEATURES = Features(
         "answer_type": Value("string"),
         "cot": Value("string"),
         "source": Value("string"),
-        # Free-form per-sample metadata, JSON-encoded (e.g. {"language_prior": true}).
+        # Free-form per-sample metadata, JSON-encoded (e.g. {"language_prior": true}). The key "cot_answer",
+    # when present, is the answer the CoT target concludes with (if it differs from the DA answer).
         "meta": Value("string"),
     }
 )

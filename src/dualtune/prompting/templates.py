@@ -56,11 +56,22 @@ def prompt_text(sample: dict, mode: str, templates: dict | None = None) -> str:
     )
 
 
+def cot_target_answer(sample: dict) -> str:
+    """The answer a CoT target ends with: ``meta["cot_answer"]`` when the rationale concludes differently
+    from the DA answer (e.g. a planted corrupted rationale in the lab), else ``answer``."""
+    import json
+
+    meta = sample.get("meta") or {}
+    if isinstance(meta, str):
+        meta = json.loads(meta) if meta.strip() else {}
+    return str(meta.get("cot_answer") or sample["answer"])
+
+
 def target_text(sample: dict, mode: str) -> str:
     """Training target for ``sample`` under ``mode`` (answer only, or think + answer blocks)."""
     if check_mode(mode) == "direct":
         return DIRECT_TARGET.format(answer=sample["answer"])
-    return COT_TARGET.format(cot=(sample.get("cot") or "").strip(), answer=sample["answer"])
+    return COT_TARGET.format(cot=(sample.get("cot") or "").strip(), answer=cot_target_answer(sample))
 
 
 def build_messages(sample: dict, mode: str, templates: dict | None = None, num_images: int | None = None):

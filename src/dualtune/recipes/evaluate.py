@@ -1,0 +1,76 @@
+"""The evaluate recipe: a base model (cached by model hash) or a tuned checkpoint, in both answer modes."""
+
+from __future__ import annotations
+
+import logging
+
+from omegaconf import OmegaConf
+
+from dualtune.data.sources import load_domain
+from dualtune.evaluation.cache import cached_evaluate, eval_key_fields
+from dualtune.evaluation.runner import evaluate_model, write_eval
+from dualtune.models.base import resolve_model_path
+from dualtune.models.loading import load_model, load_processor
+from dualtune.utils.runtime import run_dir, seed_everything, stage, task_wrapper
+
+log = logging.getLogger(__name__)
+
+
+def eval_settings(cfg) -> dict:
+    """Decoding and scoring settings shared by base and tuned evaluation (so both are comparable)."""
+    return {
+        "modes": list(cfg.eval.modes),
+        "templates": OmegaConf.to_container(cfg.mode.templates),
+        "max_new_tokens": OmegaConf.to_container(cfg.mode.max_new_tokens),
+        "numeric_metric": OmegaConf.to_container(cfg.domain.numeric_metric),
+    }
+
+
+def run_eval(cfg, model_path: str, samples: list[dict], use_cache: bool, out_dir=None, prefix: str = ""):
+    """Evaluate ``model_path`` on ``samples`` in every eval mode; cached by model hash when ``use_cache``."""
+    settings = eval_settings(cfg)
+
+    def compute():
+        processor = load_processor(model_path, cfg.model.get("max_pixels"), cfg.model.get("min_pixels"))
+        model = load_model(model_path, cfg.model, for_training=False)
+        return evaluate_model(model, processor, samples, batch_size=int(cfg.eval.batch_size), **settings)
+
+    if use_cache:
+        fields = eval_key_fields(samples, settings["modes"], settings["templates"], settings["max_new_tokens"],
+                                 settings["numeric_metric"])
+        result = cached_evaluate(cfg.cache_dir, model_path, fields, compute)
+    else:
+        result = compute()
+    if out_dir is not None:
+        write_eval(result, out_dir, prefix=prefix)
+    return result
+
+
+def limit_samples(samples: list[dict], limit) -> list[dict]:
+    """The first ``limit`` samples of every subtask (all when ``limit`` is None)."""
+    if not limit:
+        return samples
+    seen, out = {}, []
+    for s in samples:
+        key = (s["domain"], s["subtask"])
+        if seen.get(key, 0) < int(limit):
+            seen[key] = seen.get(key, 0) + 1
+            out.append(s)
+    return out
+
+
+@task_wrapper
+def evaluate(cfg):
+    """Evaluate ``cfg.checkpoint`` (or the model config's base model) on the domain's test split."""
+    seed_everything(cfg.seed)
+    out = run_dir(cfg)
+    with stage("load data"):
+        test = limit_samples(load_domain(cfg.domain, cfg.cache_dir, seed=cfg.seed, strict=cfg.strict)["test"],
+                             cfg.get("limit"))
+    is_base = not cfg.get("checkpoint")
+    path = resolve_model_path(cfg.model, cfg.cache_dir) if is_base else str(cfg.checkpoint)
+    with stage(f"evaluate {'base' if is_base else 'checkpoint'} {path}"):
+        result = run_eval(cfg, path, test, use_cache=is_base, out_dir=out)
+    for row in result.aggregates():
+        log.info("%s", row)
+    return result

@@ -1,0 +1,86 @@
+"""The train recipe. With the defaults this is the main job (Dual Tuning + Thinking-Boundary report):
+
+1. load the domain (validated), 2. select training samples (``selection=``), 3. evaluate the base
+model in both modes (cached by model hash), 4. fine-tune (``algo=``, ``mode=``), 5. evaluate the tuned
+model in both modes, 6. write the Thinking-Boundary report, plots and the curation manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from omegaconf import OmegaConf
+
+from dualtune.boundary import boundary_report, write_report
+from dualtune.boundary_plots import plot_boundary_scatter, plot_gap_b
+from dualtune.curation import build_manifest, write_manifest
+from dualtune.data.sources import load_domain
+from dualtune.models.base import resolve_model_path
+from dualtune.models.loading import load_processor
+from dualtune.recipes.evaluate import limit_samples, run_eval
+from dualtune.recipes.select import select_training_rows
+from dualtune.recipes.sft import fit_sft
+from dualtune.utils.runtime import run_dir, seed_everything, stage, task_wrapper
+
+log = logging.getLogger(__name__)
+
+
+def pair_items(base, tuned) -> list[dict]:
+    """Per-item rows {domain, subtask, id, B_S, B_L, DT_S, DT_L} from base and tuned eval results."""
+    tuned_by_id = {i["id"]: i for i in tuned.to_items()}
+    return [{"domain": b["domain"], "subtask": b["subtask"], "id": b["id"], "B_S": b["S"], "B_L": b["L"],
+             "DT_S": tuned_by_id[b["id"]]["S"], "DT_L": tuned_by_id[b["id"]]["L"]}
+            for b in base.to_items() if b["id"] in tuned_by_id]
+
+
+def planted_regions(cfg) -> dict | None:
+    """The lab's planted region per subtask (None for real data)."""
+    if cfg.domain.source != "lab":
+        return None
+    from dualtune.lab import planted_regions as lab_planted
+
+    return lab_planted()
+
+
+def write_boundary(cfg, base, tuned, train_rows, out) -> dict:
+    """Thinking-Boundary report (json/csv/md), plots and curation manifest into ``out``."""
+    report = boundary_report(pair_items(base, tuned), tol=float(cfg.eval.tol), n_boot=int(cfg.eval.n_boot),
+                             seed=int(cfg.seed), planted=planted_regions(cfg))
+    write_report(report, out, config=OmegaConf.to_container(cfg, resolve=True))
+    plot_boundary_scatter(report["subtasks"], out / "boundary_scatter.png", title=f"Thinking Boundary ({cfg.domain.name})")
+    plot_gap_b(report["subtasks"], out / "gap_b.png")
+    write_manifest(build_manifest(report["subtasks"], train_rows, cfg.get("curation_tie_route", "direct")),
+                   out / "curation")
+    return report
+
+
+@task_wrapper
+def train(cfg):
+    """Run the configured training job; with ``eval.enabled`` also the base/tuned evals and the report."""
+    timings: dict = {}
+    seed_everything(cfg.seed)
+    out = run_dir(cfg)
+    with stage("load data", timings):
+        data = load_domain(cfg.domain, cfg.cache_dir, seed=cfg.seed, strict=cfg.strict)
+        test_rows = limit_samples(data["test"], cfg.eval.get("limit"))
+    with stage("resolve base model", timings):
+        base_path = resolve_model_path(cfg.model, cfg.cache_dir)
+        processor = load_processor(base_path, cfg.model.get("max_pixels"), cfg.model.get("min_pixels"))
+    with stage("select training samples", timings):
+        train_rows = select_training_rows(cfg, data["train"], out)
+    base = None
+    if cfg.eval.enabled:
+        with stage("evaluate base model (both modes)", timings):
+            base = run_eval(cfg, base_path, test_rows, use_cache=True, out_dir=out / "eval_base")
+    with stage(f"{cfg.algo.name} ({cfg.mode.name})", timings):
+        tuned_path = fit_sft(cfg, base_path, processor, train_rows, out)
+    report = None
+    if cfg.eval.enabled:
+        with stage("evaluate tuned model (both modes)", timings):
+            tuned = run_eval(cfg, str(tuned_path), test_rows, use_cache=False, out_dir=out / "eval_tuned")
+        with stage("thinking-boundary report", timings):
+            report = write_boundary(cfg, base, tuned, train_rows, out)
+    (out / "timings.json").write_text(json.dumps(timings, indent=2))
+    log.info("done; outputs in %s; stage times %s", out, timings)
+    return report

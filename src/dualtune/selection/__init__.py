@@ -1,0 +1,88 @@
+"""Data-selection math: RAP's estimators and selectors, the released-code rules, baselines.
+
+Pure functions on arrays and per-sample records; model rollouts and attention extraction
+live elsewhere and feed these.
+
+* :mod:`.cde` — pass rates and the Causal Discrepancy Estimator (gap p_mm - p_txt > lambda_c).
+* :mod:`.ace` — the Attention Confidence Estimator on one sample's final-layer attention
+  (windowed column products in log space; defaults window = min_rows = 8).
+* :mod:`.drm` — the Difficulty-aware Replacement Module and ``rap_select`` (Algorithm 1:
+  CDE -> ACE filter -> DRM).
+* :mod:`.released_code` — the rules of RAP's released ``select/selection.py``
+  (gap > 0.2, LIMR similarity gate, random 10 % right1 re-add with seed 42).
+* :mod:`.baselines` — random, pass-rate band (ThinkLite-SC, informative, balanced) and
+  CoT-length selectors.
+
+Every selector returns ``(kept, reasons)``: a bool mask aligned with the input ids and one
+reason string per sample; ``ALL_REASONS`` merges the per-module vocabularies.
+"""
+
+from dualtune.selection.ace import (
+    AceResult,
+    ace_column_log_psi,
+    ace_from_log_psi,
+    ace_score,
+    aggregate_flags,
+    aggregate_heads,
+)
+from dualtune.selection.baselines import (
+    BASELINE_REASONS,
+    PASS_RATE_PRESETS,
+    PassRateBand,
+    resolve_budget,
+    select_length,
+    select_pass_rate,
+    select_random,
+)
+from dualtune.selection.cde import GRID_EPS, cde_gap, cde_keep, pass_rate
+from dualtune.selection.drm import (
+    RAP_REASONS,
+    ace_needed,
+    difficulty,
+    drm_replace,
+    in_hard_band,
+    is_easy,
+    rap_select,
+)
+from dualtune.selection.released_code import (
+    RELEASED_REASONS,
+    ReleasedFeatures,
+    released_code_features,
+    released_code_select,
+    released_reward,
+)
+
+ALL_REASONS = {**BASELINE_REASONS, **RELEASED_REASONS, **RAP_REASONS}
+
+__all__ = [
+    "ALL_REASONS",
+    "AceResult",
+    "BASELINE_REASONS",
+    "GRID_EPS",
+    "PASS_RATE_PRESETS",
+    "PassRateBand",
+    "RAP_REASONS",
+    "RELEASED_REASONS",
+    "ReleasedFeatures",
+    "ace_column_log_psi",
+    "ace_from_log_psi",
+    "ace_needed",
+    "ace_score",
+    "aggregate_flags",
+    "aggregate_heads",
+    "cde_gap",
+    "cde_keep",
+    "difficulty",
+    "drm_replace",
+    "in_hard_band",
+    "is_easy",
+    "pass_rate",
+    "rap_select",
+    "released_code_features",
+    "released_code_select",
+    "released_reward",
+    "resolve_budget",
+    "select_length",
+    "select_pass_rate",
+    "select_random",
+]
