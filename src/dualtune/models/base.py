@@ -58,9 +58,19 @@ def pretrain_tiny(path: Path, model_cfg) -> dict:
     return {"steps": trainer.global_step, "final_loss": float(trainer.callback_metrics.get("train/loss_epoch", -1))}
 
 
+def tokenizer_corpus() -> list[str]:
+    """Lab text plus the prompt scaffolding (templates, option blocks, frame labels) the model will see."""
+    from dualtune.lab import lab_text_corpus
+    from dualtune.prompting.templates import ANSWER_HINTS, DEFAULT_TEMPLATES
+
+    scaffold = [tpl.format(question="", options="\nOptions:\nA. x\nB. y", answer_hint=hint)
+                for tpl in DEFAULT_TEMPLATES.values() for hint in ANSWER_HINTS.values()]
+    scaffold += [f"Frame {k}:" for k in range(1, 9)]
+    return lab_text_corpus(seed=0) + scaffold * 20
+
+
 def ensure_tiny_base(model_cfg, cache_dir) -> Path:
     """Return the cached tiny base model dir, building and pretraining it first if needed (atomic)."""
-    from dualtune.lab import lab_text_corpus
     from dualtune.models.tiny import build_tiny_checkpoint
 
     final = tiny_base_dir(model_cfg, cache_dir)
@@ -71,7 +81,7 @@ def ensure_tiny_base(model_cfg, cache_dir) -> Path:
     start = time.perf_counter()
     log.info("building the tiny base model (first use; cached at %s)", final)
     t = model_cfg.tiny
-    build_tiny_checkpoint(tmp, lab_text_corpus(seed=0), seed=int(model_cfg.pretrain.seed),
+    build_tiny_checkpoint(tmp, tokenizer_corpus(), seed=int(model_cfg.pretrain.seed),
                           vocab_size=int(t.vocab_size), hidden_size=int(t.hidden_size), layers=int(t.layers),
                           heads=int(t.heads), intermediate_size=int(t.intermediate_size),
                           vision_hidden=int(t.vision_hidden), vision_depth=int(t.vision_depth))

@@ -1,0 +1,270 @@
+"""Evaluate a model in both answer modes: batched greedy generation, shared scoring, tables.
+
+One record per (sample, mode): ``{id, domain, subtask, mode, output, extracted, answer, score, truncated,
+n_tokens, skipped}``. A prompt longer than ``max_prompt_length`` is never truncated: it is skipped, logged,
+scored 0 and counted in ``EvalResult.skipped``, so accuracies keep every sample in the denominator.
+Accuracies reported by `EvalResult` are in percent; record scores stay in [0, 1]. ``n_tokens`` counts the
+generated tokens including the closing EOS (``truncated``: the budget ran out before an EOS).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dualtune.data.encoding import OverlongError, encode_generation_batch
+from dualtune.prompting.answers import score_output
+from dualtune.prompting.templates import MODES, check_mode
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_NEW_TOKENS = {"direct": 16, "cot": 160}
+OVERALL = "all"  # the domain name of the aggregate over every domain
+
+
+def _mean(values) -> float:
+    """Exact-sum mean of ``values`` (0.0 for an empty list)."""
+    values = list(values)
+    return math.fsum(values) / len(values) if values else 0.0
+
+
+@dataclass
+class EvalResult:
+    """Per-(sample, mode) records plus the views the paper needs (all accuracies in percent)."""
+
+    records: list[dict]
+    wall_time_s: dict[str, float] = field(default_factory=dict)
+    cached: bool = False
+
+    @classmethod
+    def from_records(cls, records: list[dict], **kwargs) -> "EvalResult":
+        """Rebuild a result from stored records (e.g. a cache hit or a predictions.jsonl file)."""
+        return cls(records=[dict(r) for r in records], **kwargs)
+
+    @property
+    def modes(self) -> list[str]:
+        """Modes present in the records, in canonical order."""
+        present = {r["mode"] for r in self.records}
+        return [m for m in MODES if m in present] + sorted(present - set(MODES))
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Number of over-long (skipped, scored 0) prompts per mode."""
+        counts = {m: 0 for m in self.modes}
+        for r in self.records:
+            counts[r["mode"]] += int(bool(r.get("skipped")))
+        return counts
+
+    def _groups(self) -> dict[tuple[str, str, str], list[dict]]:
+        """Records grouped by (domain, subtask, mode), keys sorted."""
+        groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
+        for r in self.records:
+            groups[(r["domain"], r["subtask"], r["mode"])].append(r)
+        return dict(sorted(groups.items()))
+
+    def per_subtask(self) -> list[dict]:
+        """``[{domain, subtask, mode, n, accuracy}]`` with accuracy = 100 * mean score of the subtask."""
+        return [
+            {"domain": d, "subtask": s, "mode": m, "n": len(rs), "accuracy": 100.0 * _mean(r["score"] for r in rs)}
+            for (d, s, m), rs in self._groups().items()
+        ]
+
+    def aggregates(self) -> list[dict]:
+        """Per domain and overall (domain ``"all"``): ``{domain, mode, n, n_subtasks, macro, weighted}``.
+
+        ``macro`` is the unweighted mean of subtask accuracies (overall: over every subtask of every domain);
+        ``weighted`` pools the samples, so large subtasks count more.
+        """
+        rows = self.per_subtask()
+        out = []
+        for domain in sorted({r["domain"] for r in rows}) + [OVERALL]:
+            for mode in self.modes:
+                sel = [r for r in rows if r["mode"] == mode and domain in (OVERALL, r["domain"])]
+                if not sel:
+                    continue
+                n = sum(r["n"] for r in sel)
+                out.append({
+                    "domain": domain, "mode": mode, "n": n, "n_subtasks": len(sel),
+                    "macro": _mean(r["accuracy"] for r in sel),
+                    "weighted": math.fsum(r["accuracy"] * r["n"] for r in sel) / n,
+                })
+        return out
+
+    def to_items(self) -> list[dict]:
+        """Paired per-item scores ``{domain, subtask, id, S, L}`` (S: direct, L: cot) for the boundary code."""
+        items: dict[tuple, dict] = {}
+        for r in self.records:
+            key = (r["domain"], r["subtask"], r["id"])
+            item = items.setdefault(key, {"domain": r["domain"], "subtask": r["subtask"], "id": r["id"]})
+            item[{"direct": "S", "cot": "L"}[r["mode"]]] = float(r["score"])
+        unpaired = [k[2] for k, it in items.items() if "S" not in it or "L" not in it]
+        if unpaired:
+            raise ValueError(f"to_items needs both modes for every item; unpaired ids: {unpaired[:5]}")
+        return list(items.values())
+
+    def mean_cot_length(self, mode: str = "cot") -> list[dict]:
+        """``[{domain, subtask, n, mean_tokens}]``: mean generated tokens per subtask (skipped prompts excluded)."""
+        out = []
+        for (d, s, m), rs in self._groups().items():
+            if m != mode:
+                continue
+            generated = [r["n_tokens"] for r in rs if not r.get("skipped")]
+            out.append({"domain": d, "subtask": s, "n": len(generated), "mean_tokens": _mean(generated)})
+        return out
+
+    def summary(self) -> dict:
+        """JSON-ready summary: per_subtask, aggregates, mean CoT length, skipped counts and wall time."""
+        return {
+            "per_subtask": self.per_subtask(),
+            "aggregates": self.aggregates(),
+            "mean_cot_length": self.mean_cot_length(),
+            "skipped": self.skipped,
+            "n_records": len(self.records),
+            "wall_time_s": dict(self.wall_time_s),
+            "cached": self.cached,
+        }
+
+
+def _fits(processor, sample: dict, mode: str, templates, max_prompt_length: int | None) -> bool:
+    """True unless the encoded prompt (image tokens included) is longer than ``max_prompt_length``."""
+    if max_prompt_length is None:
+        return True
+    try:
+        encode_generation_batch(processor, [sample], mode, templates, max_length=max_prompt_length)
+    except OverlongError:
+        return False
+    return True
+
+
+def _record(sample: dict, mode: str, output: str, n_tokens: int, truncated: bool, skipped: bool,
+            numeric_metric: dict) -> dict:
+    """One scored record; a skipped prompt scores 0 without calling the extractor."""
+    if skipped:
+        extracted, score = None, 0.0
+    else:
+        extracted, score = score_output(output, sample, numeric_metric.get(sample["domain"], "exact"))
+    return {
+        "id": sample["id"], "domain": sample["domain"], "subtask": sample["subtask"], "mode": mode,
+        "output": output, "extracted": extracted, "answer": sample["answer"], "score": float(score),
+        "truncated": bool(truncated), "n_tokens": int(n_tokens), "skipped": bool(skipped),
+    }
+
+
+def evaluate_model(model, processor, samples: list[dict], modes=MODES, max_new_tokens: dict | None = None,
+                   batch_size: int = 16, templates=None, numeric_metric: dict | None = None, out_dir=None,
+                   progress: bool = True, max_prompt_length: int | None = None) -> EvalResult:
+    """Greedy-decode every sample in every mode (left-padded batches) and score with the shared extractor.
+
+    ``numeric_metric`` maps a domain to "exact" (default) or "mra". Prompts longer than ``max_prompt_length``
+    tokens are skipped (scored 0, counted). With ``out_dir`` the result is also written by `write_eval`.
+    """
+    from tqdm.auto import tqdm
+
+    from dualtune.training.rollout import generate_completions
+
+    budgets = {**DEFAULT_MAX_NEW_TOKENS, **dict(max_new_tokens or {})}
+    numeric_metric = dict(numeric_metric or {})
+    records, wall = [], {}
+    was_training = model.training
+    model.eval()
+    try:
+        for mode in modes:
+            check_mode(mode)
+            start = time.perf_counter()
+            # Over-long prompts are set aside first so a batch never fails on one bad sample.
+            fits = [_fits(processor, s, mode, templates, max_prompt_length) for s in samples]
+            kept = [i for i, ok in enumerate(fits) if ok]
+            outputs: dict[int, dict] = {}
+            bar = tqdm(total=len(kept), desc=f"eval {mode}", disable=not progress, leave=False)
+            for lo in range(0, len(kept), batch_size):
+                chunk = kept[lo: lo + batch_size]
+                outs = generate_completions(
+                    model, processor, [samples[i] for i in chunk], mode, num_generations=1,
+                    max_new_tokens=int(budgets[mode]), temperature=1.0, top_p=1.0, do_sample=False,
+                    micro_batch_size=batch_size, templates=templates)
+                outputs.update(zip(chunk, outs))
+                bar.update(len(chunk))
+            bar.close()
+            for i, sample in enumerate(samples):
+                out = outputs.get(i)
+                records.append(_record(
+                    sample, mode, out["completion_text"] if out else "", len(out["completion_ids"]) if out else 0,
+                    bool(out and out["truncated"]), out is None, numeric_metric))
+            wall[mode] = time.perf_counter() - start
+            n_skip = len(samples) - len(kept)
+            if n_skip:
+                log.warning("eval %s: skipped %d/%d over-long prompts (max_prompt_length=%s), scored 0",
+                            mode, n_skip, len(samples), max_prompt_length)
+            log.info("eval %s: %d samples in %.1fs", mode, len(samples), wall[mode])
+    finally:
+        model.train(was_training)
+    result = EvalResult(records=records, wall_time_s=wall)
+    if out_dir is not None:
+        write_eval(result, out_dir)
+    return result
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same folder and `os.replace`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def records_to_jsonl(records: list[dict]) -> str:
+    """One JSON object per line (trailing newline included)."""
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+
+
+def read_records(path) -> list[dict]:
+    """Records from a predictions JSONL file (blank lines ignored)."""
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def eval_table(result: EvalResult) -> str:
+    """Markdown: one row per subtask and per aggregate, one accuracy column per mode, plus skips."""
+    modes = result.modes
+    acc = {(r["domain"], r["subtask"], r["mode"]): r for r in result.per_subtask()}
+    header = ["domain", "subtask", "n", *[f"{m} acc %" for m in modes]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for d, s in sorted({k[:2] for k in acc}):
+        n = max(acc[(d, s, m)]["n"] for m in modes if (d, s, m) in acc)
+        cells = [f"{acc[(d, s, m)]['accuracy']:.2f}" if (d, s, m) in acc else "-" for m in modes]
+        lines.append(f"| {d} | {s} | {n} | " + " | ".join(cells) + " |")
+    agg = {(r["domain"], r["mode"]): r for r in result.aggregates()}
+    for d in dict.fromkeys(k[0] for k in agg):
+        for kind in ("macro", "weighted"):
+            n = max(agg[(d, m)]["n"] for m in modes if (d, m) in agg)
+            cells = [f"{agg[(d, m)][kind]:.2f}" if (d, m) in agg else "-" for m in modes]
+            lines.append(f"| **{d}** | *{kind}* | {n} | " + " | ".join(cells) + " |")
+    skips = ", ".join(f"{m}: {k}" for m, k in result.skipped.items())
+    lines += ["", f"Skipped over-long prompts (scored 0): {skips or 'none'}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_eval(result: EvalResult, out_dir, prefix: str = "") -> dict[str, Path]:
+    """Write ``{prefix}predictions.jsonl``, ``{prefix}eval_summary.json`` and ``{prefix}eval_table.md``."""
+    out_dir = Path(out_dir)
+    paths = {
+        "predictions": out_dir / f"{prefix}predictions.jsonl",
+        "summary": out_dir / f"{prefix}eval_summary.json",
+        "table": out_dir / f"{prefix}eval_table.md",
+    }
+    _write_atomic(paths["predictions"], records_to_jsonl(result.records))
+    _write_atomic(paths["summary"], json.dumps(result.summary(), indent=2) + "\n")
+    _write_atomic(paths["table"], eval_table(result))
+    return paths
