@@ -50,7 +50,7 @@ def pretrain_tiny(path: Path, model_cfg) -> dict:
                          max_length=int(pcfg.max_length), seed=int(pcfg.seed))
     module = SFTModule(model, lr=float(pcfg.lr), warmup_ratio=0.05)
     trainer = L.Trainer(max_epochs=int(pcfg.epochs), accelerator="cpu", devices=1, logger=False,
-                        enable_checkpointing=False, enable_model_summary=False, deterministic=True,
+                        enable_checkpointing=False, enable_model_summary=False,
                         log_every_n_steps=10)
     trainer.fit(module, data)
     model.save_pretrained(path)

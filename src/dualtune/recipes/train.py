@@ -21,6 +21,7 @@ from dualtune.models.loading import load_processor
 from dualtune.recipes.evaluate import limit_samples, run_eval
 from dualtune.recipes.select import select_training_rows
 from dualtune.recipes.sft import fit_sft
+from dualtune.rl_report import write_rl_report_for_run
 from dualtune.utils.runtime import run_dir, seed_everything, stage, task_wrapper
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,21 @@ def write_boundary(cfg, base, tuned, train_rows, out) -> dict:
     return report
 
 
+def fit_algo(cfg, start_path: str, processor, train_rows, out):
+    """Dispatch on ``algo``: sft, grpo, or sft_then_grpo (cold start); returns the tuned model dir."""
+    name = cfg.algo.name
+    if name == "sft":
+        return fit_sft(cfg, start_path, processor, train_rows, out)
+    from dualtune.recipes.grpo import fit_grpo
+
+    if name == "grpo":
+        return fit_grpo(cfg, start_path, processor, train_rows, out)
+    if name == "sft_then_grpo":
+        sft_path = fit_sft(cfg, start_path, processor, train_rows, out / "sft")
+        return fit_grpo(cfg, str(sft_path), processor, train_rows, out)
+    raise ValueError(f"unknown algo {name!r}")
+
+
 @task_wrapper
 def train(cfg):
     """Run the configured training job; with ``eval.enabled`` also the base/tuned evals and the report."""
@@ -74,13 +90,14 @@ def train(cfg):
         with stage("evaluate base model (both modes)", timings):
             base = run_eval(cfg, base_path, test_rows, use_cache=True, out_dir=out / "eval_base")
     with stage(f"{cfg.algo.name} ({cfg.mode.name})", timings):
-        tuned_path = fit_sft(cfg, base_path, processor, train_rows, out)
+        tuned_path = fit_algo(cfg, cfg.get("init_from") or base_path, processor, train_rows, out)
     report = None
     if cfg.eval.enabled:
         with stage("evaluate tuned model (both modes)", timings):
             tuned = run_eval(cfg, str(tuned_path), test_rows, use_cache=False, out_dir=out / "eval_tuned")
         with stage("thinking-boundary report", timings):
             report = write_boundary(cfg, base, tuned, train_rows, out)
+            write_rl_report_for_run(cfg, report, out)  # init_from + RL algo: rl_boundary.{json,csv,md}
     (out / "timings.json").write_text(json.dumps(timings, indent=2))
     log.info("done; outputs in %s; stage times %s", out, timings)
     return report
