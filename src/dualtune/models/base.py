@@ -39,6 +39,7 @@ def pretrain_tiny(path: Path, model_cfg) -> dict:
     from dualtune.data.datamodule import SFTDataModule
     from dualtune.lab import generic_samples
     from dualtune.models.loading import load_model, load_processor
+    from dualtune.training.callbacks import ProgressLog
     from dualtune.training.sft_module import SFTModule
 
     pcfg = model_cfg.pretrain
@@ -51,7 +52,7 @@ def pretrain_tiny(path: Path, model_cfg) -> dict:
     module = SFTModule(model, lr=float(pcfg.lr), warmup_ratio=0.05)
     trainer = L.Trainer(max_epochs=int(pcfg.epochs), accelerator="cpu", devices=1, logger=False,
                         enable_checkpointing=False, enable_model_summary=False,
-                        log_every_n_steps=10)
+                        log_every_n_steps=10, callbacks=[ProgressLog(every=50, name="pretrain")])
     trainer.fit(module, data)
     model.save_pretrained(path)
     processor.save_pretrained(path)

@@ -31,12 +31,13 @@ def load_processor(path: str, max_pixels: int | None = None, min_pixels: int | N
     """`AutoProcessor.from_pretrained` with optional image-size bounds, left padding for generation."""
     from transformers import AutoProcessor
 
-    kwargs = {}
-    if max_pixels:
-        kwargs["max_pixels"] = int(max_pixels)
-    if min_pixels:
-        kwargs["min_pixels"] = int(min_pixels)
-    processor = AutoProcessor.from_pretrained(path, **kwargs)
+    processor = AutoProcessor.from_pretrained(path)
+    image_processor = getattr(processor, "image_processor", None)
+    size = getattr(image_processor, "size", None)
+    # Qwen-VL image processors bound the pixel count by size = {shortest_edge: min, longest_edge: max}.
+    if isinstance(size, dict) and "longest_edge" in size and (max_pixels or min_pixels):
+        image_processor.size = {"shortest_edge": int(min_pixels or size["shortest_edge"]),
+                                "longest_edge": int(max_pixels or size["longest_edge"])}
     processor.tokenizer.padding_side = "left"
     return processor
 

@@ -15,6 +15,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from dualtune.data.datamodule import SFTDataModule
 from dualtune.models.loading import load_model
+from dualtune.training.callbacks import ProgressLog
 from dualtune.training.sft_module import SFTModule
 from dualtune.utils.runtime import build_logger
 
@@ -31,7 +32,8 @@ def build_trainer(cfg, out_dir: Path, logger=None, max_epochs=None, max_steps=No
         max_steps=max_steps if max_steps is not None else cfg.algo.max_steps,
         accumulate_grad_batches=cfg.algo.get("accumulate_grad_batches", 1),
         log_every_n_steps=t.log_every_n_steps, logger=logger if logger is not None else False,
-        callbacks=[ckpt, *callbacks], fast_dev_run=cfg.trainer.get("fast_dev_run", False),
+        callbacks=[ckpt, ProgressLog(every=t.get("progress_every", 25)), *callbacks],
+        fast_dev_run=cfg.trainer.get("fast_dev_run", False),
         enable_model_summary=False, default_root_dir=str(out_dir),
     )
 

@@ -24,6 +24,10 @@ class SFTModule(L.LightningModule):
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             self.model.config.use_cache = False
 
+    def on_fit_start(self):
+        """`from_pretrained` returns models in eval mode; training needs train mode (dropout etc.)."""
+        self.model.train()
+
     def forward(self, **batch):
         """Forward pass of the wrapped model (returns a HF ModelOutput with ``loss`` when labels are given)."""
         return self.model(**batch)
