@@ -1,0 +1,59 @@
+"""Time the main job (`python train.py` with the defaults) and print per-stage wall times.
+
+    python bench/bench_main_job.py                 # uses $DUALTUNE_CACHE (base model/lab reused if cached)
+    python bench/bench_main_job.py --fresh-cache   # also times building the tiny base model and the lab
+    python bench/bench_main_job.py -- domain=math  # extra Hydra overrides after `--`
+
+Target (issue 3): the whole main job <= 10 min on 2 CPU cores, tiny base model already cached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv=None) -> int:
+    """Run train.py in a subprocess, then print its stage timings, the base-model build time and the total."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fresh-cache", action="store_true", help="build the tiny base + lab in a new cache dir")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for train.py")
+    args = parser.parse_args(argv)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_MODE=os.environ.get("WANDB_MODE", "disabled"))
+    if args.fresh_cache:
+        env["DUALTUNE_CACHE"] = tempfile.mkdtemp(prefix="dualtune-bench-cache-")
+    run_dir = Path(tempfile.mkdtemp(prefix="dualtune-bench-run-"))
+    cmd = [sys.executable, str(ROOT / "train.py"), f"hydra.run.dir={run_dir}", *args.overrides]
+    print("running:", " ".join(cmd), flush=True)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    total = time.perf_counter() - start
+    if proc.returncode != 0:
+        print(proc.stderr[-4000:], file=sys.stderr)
+        return proc.returncode
+    timings = json.loads((run_dir / "timings.json").read_text())
+    print(f"cpu cores: {os.cpu_count()}  torch threads: {os.environ.get('OMP_NUM_THREADS', 'default')}")
+    for stage, secs in timings.items():
+        print(f"  {stage:<40s} {secs:8.1f} s")
+    cache = Path(env.get("DUALTUNE_CACHE", Path.home() / ".cache/dualtune"))
+    for stats in sorted(cache.glob("models/tiny-*/dualtune_pretrain.json")):
+        info = json.loads(stats.read_text())
+        print(f"  tiny base build (cached, once): {info['build_seconds']:.1f} s, {info['steps']} steps ({stats.parent.name})")
+    print(f"main job total wall time: {total:.1f} s (target <= 600 s); outputs in {run_dir}")
+    report = json.loads((run_dir / "thinking_boundary.json").read_text())
+    hits = [r for r in report["subtasks"] if r.get("planted_region")]
+    ok = sum(r["region"] == r["planted_region"] for r in hits)
+    print(f"planted regions recovered: {ok}/{len(hits)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
