@@ -92,3 +92,14 @@ def test_fingerprint_changes_with_weights(ckpt, tmp_path):
                                   intermediate_size=128, vision_hidden=32, vision_depth=1)
     assert model_fingerprint(ckpt) == model_fingerprint(ckpt)
     assert model_fingerprint(ckpt) != model_fingerprint(other)
+
+
+def test_vision_tower_gets_scaled_learning_rate(ckpt):
+    from dualtune.training.schedules import param_groups
+
+    model = load_model(ckpt, OmegaConf.merge(MODEL_CFG, {"freeze_vision": False}))
+    groups = param_groups(model, lr=1e-3, vision_lr_scale=0.1, vision_patterns=("visual.",))
+    assert [g["lr"] for g in groups] == [1e-3, pytest.approx(1e-4)]
+    n_vision = sum(p.numel() for n, p in model.named_parameters() if n.startswith("model.visual."))
+    assert sum(p.numel() for p in groups[1]["params"]) == n_vision
+    assert sum(p.numel() for g in groups for p in g["params"]) == sum(p.numel() for p in model.parameters())

@@ -20,7 +20,7 @@ from dualtune.utils.hashing import stable_hash
 log = logging.getLogger(__name__)
 
 # Bump when the tiny build or pretraining recipe changes, so caches are rebuilt.
-TINY_VERSION = 1
+TINY_VERSION = 2
 
 
 def tiny_base_dir(model_cfg, cache_dir) -> Path:
@@ -49,7 +49,8 @@ def pretrain_tiny(path: Path, model_cfg) -> dict:
     samples = generic_samples(int(pcfg.n_samples), seed=int(pcfg.seed))
     data = SFTDataModule(processor, samples, mode="dual", batch_size=int(pcfg.batch_size),
                          max_length=int(pcfg.max_length), seed=int(pcfg.seed))
-    module = SFTModule(model, lr=float(pcfg.lr), warmup_ratio=0.05)
+    module = SFTModule(model, lr=float(pcfg.lr), warmup_ratio=0.05,
+                       vision_lr_scale=float(pcfg.get("vision_lr_scale", 1.0)))
     trainer = L.Trainer(max_epochs=int(pcfg.epochs), accelerator="cpu", devices=1, logger=False,
                         enable_checkpointing=False, enable_model_summary=False,
                         log_every_n_steps=10, callbacks=[ProgressLog(every=50, name="pretrain")])

@@ -61,7 +61,10 @@ def fit_sft(cfg, model_path: str, processor, train_rows, out_dir: Path, val_rows
     model = load_model(model_path, cfg.model)
     module = SFTModule(model, lr=float(algo.lr), weight_decay=float(algo.weight_decay),
                        warmup_ratio=float(algo.warmup_ratio), scheduler=algo.scheduler,
-                       gradient_checkpointing=bool(algo.gradient_checkpointing))
+                       gradient_checkpointing=bool(algo.gradient_checkpointing),
+                       vision_lr_scale=float(algo.get("vision_lr_scale", 1.0)),
+                       vision_patterns=tuple(cfg.model.get("vision_modules") or ()) +
+                       tuple(cfg.model.get("projector_modules") or ()))
     trainer = build_trainer(cfg, out_dir, logger=build_logger(cfg, out_dir))
     trainer.fit(module, data, ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), out_dir))
     save_dir = out_dir / "model"

@@ -9,14 +9,15 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from dualtune.training.schedules import build_optimizer_and_scheduler
+from dualtune.training.schedules import build_optimizer_and_scheduler, param_groups
 
 
 class SFTModule(L.LightningModule):
     """Fine-tune a VLM on (prompt, target) batches produced by `dualtune.data.encoding.collate_train`."""
 
     def __init__(self, model, lr: float = 1e-4, weight_decay: float = 0.0, warmup_ratio: float = 0.05,
-                 scheduler: str = "cosine", gradient_checkpointing: bool = False):
+                 scheduler: str = "cosine", gradient_checkpointing: bool = False, vision_lr_scale: float = 1.0,
+                 vision_patterns: tuple = ("visual.",)):
         super().__init__()
         self.model = model
         self.save_hyperparameters(ignore=["model"], logger=False)
@@ -52,9 +53,10 @@ class SFTModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        """AdamW over trainable parameters with linear warmup and cosine/constant decay."""
+        """AdamW over trainable parameters (vision tower at ``lr * vision_lr_scale``), warmup + cosine/constant."""
         return build_optimizer_and_scheduler(
-            [p for p in self.trainer.model.parameters() if p.requires_grad],
+            param_groups(self.trainer.model, self.hparams.lr, self.hparams.vision_lr_scale,
+                         self.hparams.vision_patterns),
             lr=self.hparams.lr, weight_decay=self.hparams.weight_decay, warmup_ratio=self.hparams.warmup_ratio,
             total_steps=self.trainer.estimated_stepping_batches, scheduler=self.hparams.scheduler,
         )
