@@ -1,0 +1,34 @@
+"""The score recipe: score a domain's training split with the base model, then select.
+
+    python score.py selection=rap domain=math
+    python score.py selection=rap score.num_shards=4 score.shard_id=2   # one shard of four
+"""
+
+from __future__ import annotations
+
+import logging
+
+from dualtune.data.sources import load_domain
+from dualtune.recipes.evaluate import limit_samples
+from dualtune.recipes.select import run_selection
+from dualtune.scoring.runner import score_settings
+from dualtune.utils.runtime import run_dir, seed_everything, stage, task_wrapper
+
+log = logging.getLogger(__name__)
+
+
+@task_wrapper
+def score(cfg):
+    """Score (reusing / resuming the score store) and select; returns the SelectionResult or None."""
+    seed_everything(cfg.seed)
+    out = run_dir(cfg)
+    with stage("load data"):
+        rows = limit_samples(load_domain(cfg.domain, cfg.cache_dir, seed=cfg.seed, strict=cfg.strict)["train"],
+                             score_settings(cfg)["limit"])
+    with stage(f"score and select ({cfg.selection.name})"):
+        result = run_selection(cfg, rows, out)
+    if result is None:
+        log.info("shard %s stored; the selection is written once every shard is scored", cfg.score.shard_id)
+        return None
+    log.info("kept %d/%d training samples; outputs in %s", result.summary["n_kept"], result.summary["n_total"], out)
+    return result

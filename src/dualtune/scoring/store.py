@@ -1,0 +1,160 @@
+"""Score store: per-sample scores on disk with shards, resume and atomic writes.
+
+Layout of a store directory (one per provenance hash, see :mod:`.provenance`)::
+
+    provenance.json            what produced the scores (written once, atomically)
+    parts/part-s{shard}-*.parquet   one file per scored batch (temp file + os.replace)
+    scores.parquet             merged view of every part (written by :meth:`ScoreStore.merge`)
+
+Guarantees:
+
+* a batch becomes visible only when its whole part file has been renamed into place, so a
+  ``kill -9`` loses at most the batch in flight and never leaves a partial part;
+* resume = skip ids already present (with a matching sample digest);
+* no id is ever duplicated: readers de-duplicate on ``(id, digest)`` (first occurrence wins,
+  ``scores.parquet`` before parts), and merging happens under an exclusive file lock, deleting
+  only the parts it has folded in — parts other shards write meanwhile are kept.
+
+Shards: ``shard_of(id, n)`` assigns every id to one of ``n`` shards by a stable hash, so
+independent ``score.shard_id=k`` processes partition the dataset without coordination.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from dualtune.utils.hashing import stable_hash
+
+
+def shard_of(sample_id, num_shards: int) -> int:
+    """Shard (0 .. num_shards - 1) of a sample id: ``int(stable_hash(str(id)), 16) % num_shards``."""
+    if int(num_shards) < 1:
+        raise ValueError(f"num_shards must be >= 1, got {num_shards}")
+    return int(stable_hash(str(sample_id)), 16) % int(num_shards)
+
+
+def _current_umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
+def _atomic(path: Path, write) -> Path:
+    """Call ``write(tmp_path)`` on a temp file next to ``path``, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; shared stores need the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_parquet_atomic(df, path) -> Path:
+    """Write a DataFrame to ``path`` as parquet, atomically."""
+    return _atomic(Path(path), lambda tmp: df.to_parquet(tmp, index=False))
+
+
+def write_json_atomic(obj, path) -> Path:
+    """Write ``obj`` as indented JSON to ``path``, atomically."""
+    text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+    return _atomic(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
+@contextlib.contextmanager
+def file_lock(path):
+    """Exclusive advisory lock on ``path`` (created if missing) for the duration of the block."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class ScoreStore:
+    """One directory of per-sample scores produced under one provenance."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.parts_dir = self.path / "parts"
+        self.merged_path = self.path / "scores.parquet"
+        self.provenance_path = self.path / "provenance.json"
+
+    def read_provenance(self) -> dict | None:
+        """The stored provenance, or None if there is none (or it is unreadable)."""
+        try:
+            return json.loads(self.provenance_path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def init(self, provenance: dict) -> None:
+        """Create the directory and write ``provenance.json`` if it is not there yet."""
+        self.parts_dir.mkdir(parents=True, exist_ok=True)
+        if self.read_provenance() is None:
+            write_json_atomic(provenance, self.provenance_path)
+
+    def _files(self) -> list[Path]:
+        """Merged file first, then parts in name order (the de-duplication precedence)."""
+        files = [self.merged_path] if self.merged_path.is_file() else []
+        return files + sorted(self.parts_dir.glob("part-*.parquet"))
+
+    def read(self, files=None):
+        """All stored rows as one DataFrame, unique on ``(id, digest)`` (first occurrence wins)."""
+        import pandas as pd
+
+        frames = [pd.read_parquet(f) for f in (self._files() if files is None else files)]
+        frames = [f for f in frames if len(f)]
+        if not frames:
+            return pd.DataFrame()
+        df = pd.concat(frames, ignore_index=True)
+        return df.drop_duplicates(subset=["id", "digest"], keep="first").reset_index(drop=True)
+
+    def scored_ids(self, digests: dict) -> set:
+        """Ids whose stored digest matches the current ``{id: digest}``."""
+        df = self.read()
+        if df.empty:
+            return set()
+        return {i for i, d in zip(df["id"], df["digest"]) if digests.get(i) == d}
+
+    def write_part(self, rows: list[dict], shard_id: int = 0) -> Path:
+        """Persist one scored batch atomically (a new part file); return its path."""
+        import pandas as pd
+
+        name = f"part-s{int(shard_id):04d}-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet"
+        return write_parquet_atomic(pd.DataFrame(rows), self.parts_dir / name)
+
+    def merge(self) -> Path:
+        """Fold every part into ``scores.parquet`` (under a lock), then delete the folded parts."""
+        with file_lock(self.path / ".merge.lock"):
+            files = self._files()
+            parts = [f for f in files if f != self.merged_path]
+            if parts or not self.merged_path.is_file():
+                df = self.read(files)
+                if not df.empty:
+                    df = df.sort_values("id", kind="stable").reset_index(drop=True)
+                write_parquet_atomic(df, self.merged_path)
+                for part in parts:
+                    with contextlib.suppress(FileNotFoundError):
+                        part.unlink()
+        return self.merged_path
