@@ -78,3 +78,14 @@ def test_resume_continues_at_same_step(cache_dir, tiny_model_path, tmp_path):
     resumed = torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=False)
     assert resumed["global_step"] == 2 * steps_after_first
     assert resumed["epoch"] == ckpt["epoch"] + 1
+
+
+def test_per_row_train_mode_overrides_run_mode():
+    from dualtune.data.datamodule import expand_modes
+
+    rows = [{"id": "a"}, {"id": "b", "train_mode": "cot"}, {"id": "c", "train_mode": "direct"}]
+    samples, modes = expand_modes(rows, "dual")
+    assert [(s["id"], m) for s, m in zip(samples, modes)] == [("a", "direct"), ("a", "cot"), ("b", "cot"),
+                                                              ("c", "direct")]
+    with pytest.raises(ValueError, match="unknown training mode"):
+        expand_modes(rows, "both")

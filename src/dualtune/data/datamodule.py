@@ -18,14 +18,18 @@ log = logging.getLogger(__name__)
 
 
 def expand_modes(samples: list[dict], mode: str) -> tuple[list[dict], list[str]]:
-    """Pair each sample with its training mode(s): one copy for direct/cot, two copies for dual."""
+    """Pair each sample with its training mode(s): one copy for direct/cot, two copies for dual.
+
+    A sample carrying ``train_mode`` (set by ``selection=boundary`` from a curation manifest: reasoning
+    -> "cot", direct -> "direct") is trained in that mode only, whatever the run's mode.
+    """
     if mode == "dual":
         modes = ("direct", "cot")
     elif mode in ("direct", "cot"):
         modes = (mode,)
     else:
         raise ValueError(f"unknown training mode {mode!r}; expected direct, cot or dual")
-    pairs = [(s, m) for s in samples for m in modes]
+    pairs = [(s, m) for s in samples for m in ((s["train_mode"],) if s.get("train_mode") else modes)]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 

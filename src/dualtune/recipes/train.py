@@ -19,7 +19,7 @@ from dualtune.data.sources import load_domain
 from dualtune.models.base import resolve_model_path
 from dualtune.models.loading import load_processor
 from dualtune.recipes.evaluate import limit_samples, run_eval
-from dualtune.recipes.select import select_training_rows
+from dualtune.recipes.select import select_training_rows, update_selection_cost
 from dualtune.recipes.sft import fit_sft
 from dualtune.rl_report import write_rl_report_for_run
 from dualtune.utils.runtime import run_dir, seed_everything, stage, task_wrapper
@@ -89,8 +89,11 @@ def train(cfg):
     if cfg.eval.enabled:
         with stage("evaluate base model (both modes)", timings):
             base = run_eval(cfg, base_path, test_rows, use_cache=True, out_dir=out / "eval_base")
-    with stage(f"{cfg.algo.name} ({cfg.mode.name})", timings):
+    train_stage = f"{cfg.algo.name} ({cfg.mode.name})"
+    with stage(train_stage, timings):
         tuned_path = fit_algo(cfg, cfg.get("init_from") or base_path, processor, train_rows, out)
+    if (out / "selection.json").exists():  # scoring vs training cost, side by side (RAP's efficiency claim)
+        update_selection_cost(out, timings[train_stage])
     report = None
     if cfg.eval.enabled:
         with stage("evaluate tuned model (both modes)", timings):
