@@ -23,7 +23,7 @@ from dualtune.lab.registry import DOMAINS, GENERIC, finalize, resolve_knobs, sam
 from dualtune.schema import FEATURES, validate_rows
 
 # Bump whenever generated content changes, so cached builds are invalidated.
-LAB_VERSION = "1"
+LAB_VERSION = "7"
 DEFAULT_N_TRAIN = 64
 DEFAULT_N_TEST = 32
 SPLITS = ("train", "test")

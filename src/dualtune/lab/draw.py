@@ -117,6 +117,11 @@ def render_frames(new_items: list, rows: int = FRAME_ROWS, cols: int = FRAME_COL
     return frames
 
 
+def render_clip(frame_scenes: list, rows: int = FRAME_ROWS, cols: int = FRAME_COLS) -> list[Image.Image]:
+    """Independent video frames: frame k draws only ``frame_scenes[k]`` {(row, col): (shape, color)}."""
+    return [render_grid(scene, rows=rows, cols=cols) for scene in frame_scenes]
+
+
 def png_bytes(img: Image.Image) -> bytes:
     """Deterministic PNG encoding of ``img`` (fixed compression, no metadata)."""
     buf = io.BytesIO()

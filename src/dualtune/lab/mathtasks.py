@@ -1,11 +1,11 @@
-"""Math-domain subtasks: counting and bar-chart arithmetic.
+"""Math-domain subtasks: arithmetic on color counts (content readouts only).
 
-| subtask     | region   | mechanism                                                              |
-|-------------|----------|------------------------------------------------------------------------|
-| count_sum   | cot      | two color counts + addition; short CoT "red: 3. blue: 2. 3 + 2 = 5."   |
-| chart_diff  | cot      | two bar heights + subtraction                                          |
-| tallest_bar | direct   | one glance (the highest bar); long CoT listing every bar, misreads      |
-| wrong_count | negative | single count; wrong rationales (miscounts) at rate `label_noise`       |
+| subtask        | region   | mechanism                                                                |
+|----------------|----------|--------------------------------------------------------------------------|
+| weighted_score | cot      | one color count times a stated number of points                          |
+| bag_total      | cot      | one color count times a stated number                                    |
+| free_cells     | direct   | one glance (free cells of the board); long CoT, planted missed pieces    |
+| wrong_count    | negative | single count; wrong rationales (miscounts) at rate `label_noise`         |
 """
 
 from __future__ import annotations
@@ -13,132 +13,102 @@ from __future__ import annotations
 from dualtune.lab.draw import (
     COLOR_CONFUSION,
     COLOR_NAMES,
-    GRID_ROWS,
     all_cells,
     describe_positions,
+    enumerate_rows,
     random_scene,
-    render_bars,
     render_grid,
     scene_to_meta,
 )
-from dualtune.lab.registry import flip, letter_of, new_sample, plural, register
-
-N_BARS = 4
-
-
-def _bar_rows(max_height: int) -> int:
-    """Grid rows needed to draw bars up to ``max_height`` (at least the default 4)."""
-    return max(GRID_ROWS, int(max_height))
+from dualtune.lab.registry import flip, new_sample, plural, register
+from dualtune.lab.spatial import missed_one
 
 
 @register(
-    "count_sum",
+    "weighted_score",
     domain="math",
     region="cot",
     language_prior_rate=0.2,
-    description="How many X shapes and Y shapes in total: two counts then an addition.",
-    knobs={"max_count": 3, "n_distractors": 2},
+    description="Score = count(X) * p with p stated per question: one content readout, then a product.",
+    knobs={"max_count": 4, "max_points": 9, "n_distractors": 3},
 )
-def make_count_sum(rng, knobs):
-    """CoT region: counts a (of color X) and b (of color Y), answer a + b (number).
+def make_weighted_score(rng, knobs):
+    """CoT region: a shapes of color X (1..max_count) score p points each (2..max_points); answer a * p.
 
-    CoT: "red: 3. blue: 2. 3 + 2 = 5." Language prior: the question states both counts.
+    The weight varies per question, so DA must multiply a text number by an image count in one
+    pass; the CoT writes the count, then uses the multiplication table of the generic mixture.
+    CoT: "red: 3. 3 times 5 = 15." Language prior: the count is stated.
     """
-    color_a, color_b = rng.sample(COLOR_NAMES, 2)
-    count_a, count_b = rng.randint(1, knobs["max_count"]), rng.randint(1, knobs["max_count"])
-    scene = random_scene(rng, count_a, colors=[color_a])
-    scene = random_scene(rng, count_b, colors=[color_b], scene=scene)
-    others = [c for c in COLOR_NAMES if c not in (color_a, color_b)]
-    scene = random_scene(rng, knobs["n_distractors"], colors=others, scene=scene)
+    color = rng.choice(COLOR_NAMES)
+    count, points = rng.randint(1, knobs["max_count"]), rng.randint(2, knobs["max_points"])
+    scene = random_scene(rng, count, colors=[color])
+    scene = random_scene(rng, knobs["n_distractors"], colors=[c for c in COLOR_NAMES if c != color], scene=scene)
     prior = flip(rng, knobs["language_prior_rate"])
-    total = count_a + count_b
-    question = f"How many {color_a} shapes and {color_b} shapes are there in total?"
-    cue = f"The grid holds {plural(count_a, color_a + ' shape')} and {plural(count_b, color_b + ' shape')}. "
-    cot = f"{color_a}: {count_a}. {color_b}: {count_b}. {count_a} + {count_b} = {total}."
+    question = f"Each {color} shape scores {points} points. What is the total score of the {color} shapes?"
+    cue = f"The grid holds {plural(count, color + ' shape')}. "
+    cot = f"{color}: {count}. {count} times {points} = {count * points}."
     meta = {"language_prior": prior, "scene": scene_to_meta(scene)}
-    return new_sample((cue if prior else "") + question, str(total), "number", cot, meta,
+    return new_sample((cue if prior else "") + question, str(count * points), "number", cot, meta,
                       images=[render_grid(scene)])
 
 
 @register(
-    "chart_diff",
+    "bag_total",
     domain="math",
     region="cot",
     language_prior_rate=0.2,
-    description="Bar chart: how much taller is bar i than bar j (two heights then a subtraction).",
-    knobs={"max_height": 4},
+    description="Every X shape is a bag of p marbles (p stated): one count, then a multiplication.",
+    knobs={"max_count": 4, "max_per_bag": 9, "n_distractors": 3},
 )
-def make_chart_diff(rng, knobs):
-    """CoT region: 4 bars of height 1..max_height; answer h_i - h_j > 0 (number).
+def make_bag_total(rng, knobs):
+    """CoT region: a shapes of color X (1..max_count), p marbles each (2..max_per_bag); answer a * p.
 
-    CoT: "bar 1: 4. bar 3: 2. 4 - 2 = 2." Language prior: the question states both heights.
+    CoT: "red bags: 3. 3 times 4 = 12." Language prior: the number of bags is stated.
     """
-    max_height = int(knobs["max_height"])
-    if max_height < 2:
-        raise ValueError("chart_diff: max_height must be >= 2")
-    heights = [rng.randint(1, max_height) for _ in range(N_BARS)]
-    while len(set(heights)) == 1:
-        heights = [rng.randint(1, max_height) for _ in range(N_BARS)]
-    pairs = [(i, j) for i in range(N_BARS) for j in range(N_BARS) if heights[i] > heights[j]]
-    i, j = rng.choice(pairs)
-    h_i, h_j = heights[i], heights[j]
+    color = rng.choice(COLOR_NAMES)
+    count, per_bag = rng.randint(1, knobs["max_count"]), rng.randint(2, knobs["max_per_bag"])
+    scene = random_scene(rng, count, colors=[color])
+    scene = random_scene(rng, knobs["n_distractors"], colors=[c for c in COLOR_NAMES if c != color], scene=scene)
     prior = flip(rng, knobs["language_prior_rate"])
-    question = f"How much taller is bar {i + 1} than bar {j + 1}?"
-    cue = f"Bar {i + 1} is {plural(h_i, 'block')} tall and bar {j + 1} is {plural(h_j, 'block')} tall. "
-    cot = f"bar {i + 1}: {h_i}. bar {j + 1}: {h_j}. {h_i} - {h_j} = {h_i - h_j}."
-    meta = {"language_prior": prior, "bars": heights}
-    image = render_bars(heights, rows=_bar_rows(max_height))
-    return new_sample((cue if prior else "") + question, str(h_i - h_j), "number", cot, meta, images=[image])
+    question = f"Every {color} shape is a bag of {per_bag} marbles. How many marbles are there in the bags?"
+    cue = f"There are {plural(count, color + ' bag')}. "
+    cot = f"{color} bags: {count}. {count} times {per_bag} = {count * per_bag}."
+    meta = {"language_prior": prior, "scene": scene_to_meta(scene)}
+    return new_sample((cue if prior else "") + question, str(count * per_bag), "number", cot, meta,
+                      images=[render_grid(scene)])
 
 
 @register(
-    "tallest_bar",
+    "free_cells",
     domain="math",
     region="direct",
     language_prior_rate=0.25,
-    description="Bar chart: which bar is the tallest (one glance); long CoT listing every bar, misreads.",
-    knobs={"max_height": 4, "cot_error_rate": 0.35},
+    description="Board of 16 cells: how many are still free (single content readout); long CoT, misses.",
+    knobs={"min_shapes": 3, "max_shapes": 6, "cot_error_rate": 0.35},
 )
-def make_tallest_bar(rng, knobs):
-    """Direct region: options "bar 1".."bar 4"; exactly one bar has the maximum height.
+def make_free_cells(rng, knobs):
+    """Direct region: 3-6 pieces on a 16-cell board; answer 16 - pieces (number).
 
-    The CoT (~50 words) reads every bar, then compares. With probability ``cot_error_rate``
-    (train only) it misreads the runner-up bar as one block taller than the true maximum and
-    concludes with that bar (``meta.cot_corrupted``, ``meta.cot_answer``); ``answer`` stays correct.
-    Language prior: the question says bar k reaches h blocks and every other bar is shorter.
+    The CoT lists every row (~40-60 words). With probability ``cot_error_rate`` (train only) it
+    overlooks one piece and concludes one free cell too many. Language prior: the piece count is stated.
     """
-    max_height = int(knobs["max_height"])
-    if max_height < 2:
-        raise ValueError("tallest_bar: max_height must be >= 2")
-    heights = [rng.randint(1, max_height) for _ in range(N_BARS)]
-    while heights.count(max(heights)) != 1:
-        heights = [rng.randint(1, max_height) for _ in range(N_BARS)]
-    top = heights.index(max(heights))
+    scene = random_scene(rng, rng.randint(knobs["min_shapes"], knobs["max_shapes"]))
     prior = flip(rng, knobs["language_prior_rate"])
     corrupt = flip(rng, knobs["cot_error_rate"]) and not prior
-    options = [f"bar {k + 1}" for k in range(N_BARS)]
-    answer = letter_of(options, f"bar {top + 1}")
-    # A corrupted rationale over-reads the runner-up bar so that it seems to be the tallest.
-    read = list(heights)
-    if corrupt:
-        runner_up = max((k for k in range(N_BARS) if k != top), key=lambda k: (heights[k], -k))
-        read[runner_up] = heights[top] + 1
-    best = read.index(max(read))
-    cot_answer = letter_of(options, f"bar {best + 1}")
-    listing = " ".join(f"Bar {k + 1} rises {plural(h, 'block')}." for k, h in enumerate(read))
+    seen = missed_one(rng, scene, corrupt)
+    cells = len(all_cells())
+    cot_answer = str(cells - len(seen))
     cot = (
-        f"I read every bar from left to right. {listing} Comparing all four heights, the largest is "
-        f"{plural(read[best], 'block')}, reached by bar {best + 1}. No other bar is that tall. "
-        f"So the tallest bar is bar {best + 1}, option {cot_answer}."
+        f"I read the board row by row, cell by cell. {enumerate_rows(seen)} The board has {cells} cells and "
+        f"{len(seen)} pieces, so the answer is {cot_answer}."
     )
-    meta = {"language_prior": prior, "bars": heights, "cot_corrupted": corrupt}
+    meta = {"language_prior": prior, "scene": scene_to_meta(scene), "cot_corrupted": corrupt}
     if corrupt:
         meta["cot_answer"] = cot_answer
-    question = "Which bar is the tallest?"
-    cue = f"Bar {top + 1} reaches {plural(heights[top], 'block')}, and every other bar is shorter. "
-    image = render_bars(heights, rows=_bar_rows(max_height))
-    return new_sample((cue if prior else "") + question, answer, "choice", cot, meta,
-                      images=[image], options=options)
+    question = "Each shape is a game piece on a board of 16 cells. How many cells are still free?"
+    cue = f"The players have placed {len(scene)} pieces. "
+    return new_sample((cue if prior else "") + question, str(cells - len(scene)), "number", cot, meta,
+                      images=[render_grid(scene)])
 
 
 @register(

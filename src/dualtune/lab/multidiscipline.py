@@ -1,12 +1,12 @@
-"""Multi-discipline subtasks: school "subjects" drawn with the same grid primitives.
+"""Multi-discipline subtasks: school "subjects" drawn with the same grid primitives (content only).
 
 | subtask          | region   | mechanism                                                           |
 |------------------|----------|---------------------------------------------------------------------|
-| physics_balance  | cot      | blocks (squares) on each half counted, then compared                |
-| biology_cells    | direct   | color of the only circle (nucleus); long CoT listing every part     |
-| economics_table  | cot      | price of two rows (shape counts) then added                         |
-| chemistry_mix    | direct   | color of the filled bottom row (liquid); long CoT listing all rows  |
-| history_noise    | negative | color of event k on the top-row timeline; label noise               |
+| physics_weight   | cot      | one color count times a stated weight                               |
+| biology_cells    | direct   | organelles around the only circle (one count); long CoT, misses     |
+| economics_price  | cot      | one color count times a stated unit price                           |
+| chemistry_mix    | direct   | particles above the liquid (one count); long CoT, misses            |
+| history_noise    | negative | number of events of one color; systematic label noise               |
 """
 
 from __future__ import annotations
@@ -16,33 +16,16 @@ from dualtune.lab.draw import (
     COLOR_NAMES,
     GRID_COLS,
     GRID_ROWS,
-    SHAPES,
     all_cells,
     enumerate_rows,
     random_scene,
     render_grid,
     scene_to_meta,
 )
-from dualtune.lab.registry import (
-    flip,
-    letter_of,
-    make_options,
-    new_sample,
-    pick_distractors,
-    plural,
-    register,
-    wrong_value,
-)
+from dualtune.lab.registry import flip, new_sample, plural, register
+from dualtune.lab.spatial import missed_one
 
-# World-knowledge cues for language-prior questions (the text names a substance of known color).
-STAINS = {
-    "red": "safranin",
-    "blue": "methylene blue",
-    "green": "malachite green",
-    "purple": "crystal violet",
-    "orange": "acridine orange",
-    "yellow": "auramine",
-}
+# World-knowledge flavour for language-prior cues (the solution the particles were dropped into).
 SOLUTIONS = {
     "red": "iron thiocyanate solution",
     "blue": "copper sulfate solution",
@@ -53,51 +36,31 @@ SOLUTIONS = {
 }
 
 
-def _color_options(rng, color):
-    """Four color options: the truth, its confusion color and two random others."""
-    return make_options(rng, color, pick_distractors(rng, color, COLOR_NAMES, 3, must=COLOR_CONFUSION[color]))
-
-
 @register(
-    "physics_balance",
+    "physics_weight",
     domain="multidiscipline",
     region="cot",
     language_prior_rate=0.2,
-    description="Balance: count blocks on the left and right halves, then compare (which side is heavier).",
-    knobs={"max_blocks": 4},
+    description="Scale: every X block weighs p kg (stated): one color count, then a product.",
+    knobs={"max_count": 4, "max_kg": 9, "n_distractors": 3},
 )
-def make_physics_balance(rng, knobs):
-    """CoT region: squares in columns 1-2 (left pan) vs columns 3-4 (right pan), counts differ.
+def make_physics_weight(rng, knobs):
+    """CoT region: a blocks (squares) of color X among other blocks; answer a * p (kg).
 
-    CoT: "left side: 3 blocks. right side: 2 blocks. 3 > 2, so the left side is heavier, ...".
-    Language prior: "Every block except one sits on the <heavy> side." (the light side has 1 block).
+    CoT: "red blocks: 3. 3 times 2 = 6 kg." Language prior: the number of X blocks is stated.
     """
-    max_blocks = int(knobs["max_blocks"])
-    if not 2 <= max_blocks <= 8:
-        raise ValueError("physics_balance: max_blocks must be in [2, 8]")
+    color = rng.choice(COLOR_NAMES)
+    count, kg = rng.randint(1, knobs["max_count"]), rng.randint(2, knobs["max_kg"])
+    scene = random_scene(rng, count, colors=[color], shapes=["square"])
+    others = [c for c in COLOR_NAMES if c != color]
+    scene = random_scene(rng, knobs["n_distractors"], colors=others, shapes=["square"], scene=scene)
     prior = flip(rng, knobs["language_prior_rate"])
-    if prior:
-        heavy_n = rng.randint(2, max_blocks)
-        n_left, n_right = (heavy_n, 1) if rng.random() < 0.5 else (1, heavy_n)
-    else:
-        n_left, n_right = rng.sample(range(1, max_blocks + 1), 2)
-    left_cells = [c for c in all_cells() if c[1] <= GRID_COLS // 2]
-    right_cells = [c for c in all_cells() if c[1] > GRID_COLS // 2]
-    scene = random_scene(rng, n_left, shapes=["square"], cells=left_cells)
-    scene = random_scene(rng, n_right, shapes=["square"], cells=right_cells, scene=scene)
-    heavy = "left" if n_left > n_right else "right"
-    options = ["left", "right"]
-    answer = letter_of(options, heavy)
-    sign = ">" if n_left > n_right else "<"
-    cot = (
-        f"left side: {plural(n_left, 'block')}. right side: {plural(n_right, 'block')}. "
-        f"{n_left} {sign} {n_right}, so the {heavy} side is heavier, option {answer}."
-    )
-    question = "Each square is a block of equal weight on a balance. Which side is heavier?"
-    cue = f"Every block except one sits on the {heavy} side. "
+    question = f"On this scale each {color} block weighs {kg} kg. How many kg do the {color} blocks weigh?"
+    cue = f"The scale carries {plural(count, color + ' block')}. "
+    cot = f"{color} blocks: {count}. {count} times {kg} = {count * kg} kg."
     meta = {"language_prior": prior, "scene": scene_to_meta(scene)}
-    return new_sample((cue if prior else "") + question, answer, "choice", cot, meta,
-                      images=[render_grid(scene)], options=options)
+    return new_sample((cue if prior else "") + question, str(count * kg), "number", cot, meta,
+                      images=[render_grid(scene)])
 
 
 @register(
@@ -105,70 +68,61 @@ def make_physics_balance(rng, knobs):
     domain="multidiscipline",
     region="direct",
     language_prior_rate=0.25,
-    description="Cell diagram: color of the nucleus (the only circle); long CoT with planted misreads.",
-    knobs={"n_organelles": 5, "cot_error_rate": 0.35},
+    description="Cell diagram: how many organelles surround the nucleus (one count); long CoT, misses.",
+    knobs={"min_organelles": 2, "max_organelles": 5, "cot_error_rate": 0.35},
 )
 def make_biology_cells(rng, knobs):
-    """Direct region: one circle (nucleus) among squares/triangles (organelles); 4 color options.
+    """Direct region: one circle (nucleus) plus 2-5 squares/triangles (organelles); answer = organelles.
 
-    The CoT lists every row of the diagram (~50-60 words). With probability ``cot_error_rate``
-    (train only) it misreads the nucleus as its confusion color and concludes with that option.
-    Language prior: the question names the stain (e.g. "methylene blue") the nucleus was dyed with.
+    The CoT lists every row of the diagram (~40-60 words). With probability ``cot_error_rate``
+    (train only) it overlooks one organelle and concludes one too few.
+    Language prior: the question names the number of organelles.
     """
     nucleus_cell = rng.choice(all_cells())
-    color = rng.choice(COLOR_NAMES)
-    scene = {nucleus_cell: ("circle", color)}
-    scene = random_scene(rng, knobs["n_organelles"], shapes=["square", "triangle"], scene=scene)
+    scene = {nucleus_cell: ("circle", rng.choice(COLOR_NAMES))}
+    n_organelles = rng.randint(knobs["min_organelles"], knobs["max_organelles"])
+    scene = random_scene(rng, n_organelles, shapes=["square", "triangle"], scene=scene)
     prior = flip(rng, knobs["language_prior_rate"])
     corrupt = flip(rng, knobs["cot_error_rate"]) and not prior
-    options, answer = _color_options(rng, color)
-    read = COLOR_CONFUSION[color] if corrupt else color
-    cot_answer = letter_of(options, read)
-    seen = {**scene, nucleus_cell: ("circle", read)}
+    organelles = {cell: item for cell, item in scene.items() if cell != nucleus_cell}
+    seen = {**missed_one(rng, organelles, corrupt), nucleus_cell: scene[nucleus_cell]}
+    cot_answer = str(len(seen) - 1)
     cot = (
-        f"I list every part of the diagram. {enumerate_rows(seen)} The only circle is the {read} one in "
-        f"row {nucleus_cell[0]}, column {nucleus_cell[1]}, so the nucleus is {read}, option {cot_answer}."
+        f"I list every part of the diagram. {enumerate_rows(seen)} Apart from the circle in row "
+        f"{nucleus_cell[0]}, column {nucleus_cell[1]} I count {cot_answer} parts, so the answer is {cot_answer}."
     )
     meta = {"language_prior": prior, "scene": scene_to_meta(scene), "cot_corrupted": corrupt}
     if corrupt:
         meta["cot_answer"] = cot_answer
-    question = "In this cell diagram the nucleus is the only circle. What color is the nucleus?"
-    cue = f"This nucleus was stained with {STAINS[color]}. "
-    return new_sample((cue if prior else "") + question, answer, "choice", cot, meta,
-                      images=[render_grid(scene)], options=options)
+    question = "In this cell diagram the nucleus is the only circle. How many organelles does the cell have?"
+    cue = f"Under the microscope this cell shows {n_organelles} organelles. "
+    return new_sample((cue if prior else "") + question, str(n_organelles), "number", cot, meta,
+                      images=[render_grid(scene)])
 
 
 @register(
-    "economics_table",
+    "economics_price",
     domain="multidiscipline",
     region="cot",
     language_prior_rate=0.2,
-    description="Price table: each row is an item priced by its shape count; total of two rows.",
-    knobs={"max_price": 4},
+    description="Each X item costs p coins (stated): one color count, then a multiplication.",
+    knobs={"max_count": 4, "max_price": 9, "n_distractors": 3},
 )
-def make_economics_table(rng, knobs):
-    """CoT region: every row r holds p_r shapes (1..max_price); answer p_i + p_j (number).
+def make_economics_price(rng, knobs):
+    """CoT region: a items of color X (1..max_count) at p coins each (2..max_price); answer a * p.
 
-    CoT: "row 1: 3 coins. row 2: 2 coins. 3 + 2 = 5." Language prior: the question states both prices.
+    CoT: "blue items: 3. 3 times 4 = 12 coins." Language prior: the number of items is stated.
     """
-    max_price = int(knobs["max_price"])
-    if not 1 <= max_price <= GRID_COLS:
-        raise ValueError(f"economics_table: max_price must be in [1, {GRID_COLS}]")
-    prices = [rng.randint(1, max_price) for _ in range(GRID_ROWS)]
-    scene = {}
-    for row, price in enumerate(prices, start=1):
-        scene = random_scene(rng, price, cells=[(row, c) for c in range(1, GRID_COLS + 1)], scene=scene)
-    row_i, row_j = sorted(rng.sample(range(1, GRID_ROWS + 1), 2))
-    p_i, p_j = prices[row_i - 1], prices[row_j - 1]
+    color = rng.choice(COLOR_NAMES)
+    count, price = rng.randint(1, knobs["max_count"]), rng.randint(2, knobs["max_price"])
+    scene = random_scene(rng, count, colors=[color])
+    scene = random_scene(rng, knobs["n_distractors"], colors=[c for c in COLOR_NAMES if c != color], scene=scene)
     prior = flip(rng, knobs["language_prior_rate"])
-    question = (
-        "Each row is an item and every shape in a row costs one coin. "
-        f"What is the total price of row {row_i} and row {row_j}?"
-    )
-    cue = f"Row {row_i} costs {plural(p_i, 'coin')} and row {row_j} costs {plural(p_j, 'coin')}. "
-    cot = f"row {row_i}: {plural(p_i, 'coin')}. row {row_j}: {plural(p_j, 'coin')}. {p_i} + {p_j} = {p_i + p_j}."
+    question = f"In this shop every {color} item costs {price} coins. What do all the {color} items cost?"
+    cue = f"The shop has {plural(count, color + ' item')} on sale. "
+    cot = f"{color} items: {count}. {count} times {price} = {count * price} coins."
     meta = {"language_prior": prior, "scene": scene_to_meta(scene)}
-    return new_sample((cue if prior else "") + question, str(p_i + p_j), "number", cot, meta,
+    return new_sample((cue if prior else "") + question, str(count * price), "number", cot, meta,
                       images=[render_grid(scene)])
 
 
@@ -177,39 +131,38 @@ def make_economics_table(rng, knobs):
     domain="multidiscipline",
     region="direct",
     language_prior_rate=0.25,
-    description="Beaker: color of the liquid (filled bottom row); long CoT with planted misreads.",
-    knobs={"n_particles": 3, "cot_error_rate": 0.35},
+    description="Beaker: how many particles float above the liquid (one count); long CoT, misses.",
+    knobs={"min_particles": 1, "max_particles": 4, "cot_error_rate": 0.35},
 )
 def make_chemistry_mix(rng, knobs):
-    """Direct region: bottom row = 4 squares of the liquid color; particles of other colors above.
+    """Direct region: bottom row = 4 squares of the liquid color; 1-4 particles above; answer = particles.
 
-    The CoT inspects every row (~45-55 words). With probability ``cot_error_rate`` (train only) it
-    misreads the liquid as its confusion color and concludes with that option.
-    Language prior: the question names the solution (e.g. "copper sulfate solution" -> blue).
+    The CoT inspects every row (~40-55 words). With probability ``cot_error_rate`` (train only) it
+    overlooks one particle and concludes one too few. Language prior: the number of particles is stated.
     """
     color = rng.choice(COLOR_NAMES)
     liquid = {(GRID_ROWS, c): ("square", color) for c in range(1, GRID_COLS + 1)}
     upper = [cell for cell in all_cells() if cell[0] < GRID_ROWS]
     others = [c for c in COLOR_NAMES if c != color]
-    particles = random_scene(rng, knobs["n_particles"], colors=others, cells=upper)
+    n_particles = rng.randint(knobs["min_particles"], knobs["max_particles"])
+    particles = random_scene(rng, n_particles, colors=others, cells=upper)
     scene = {**particles, **liquid}
     prior = flip(rng, knobs["language_prior_rate"])
     corrupt = flip(rng, knobs["cot_error_rate"]) and not prior
-    options, answer = _color_options(rng, color)
-    read = COLOR_CONFUSION[color] if corrupt else color
-    cot_answer = letter_of(options, read)
-    upper_rows = enumerate_rows(particles, rows=GRID_ROWS - 1)
+    seen = missed_one(rng, particles, corrupt)
+    cot_answer = str(len(seen))
+    upper_rows = enumerate_rows(seen, rows=GRID_ROWS - 1)
     cot = (
-        f"I inspect the beaker row by row. {upper_rows} Row {GRID_ROWS}: {read} squares in columns 1, 2, 3 "
-        f"and 4. The bottom row is filled with {read}, so the liquid is {read}, option {cot_answer}."
+        f"I inspect the beaker row by row. {upper_rows} Row {GRID_ROWS}: {color} squares in columns 1, 2, 3 "
+        f"and 4, the liquid. Above the liquid float {cot_answer} particles, so the answer is {cot_answer}."
     )
     meta = {"language_prior": prior, "scene": scene_to_meta(scene), "cot_corrupted": corrupt}
     if corrupt:
         meta["cot_answer"] = cot_answer
-    question = "The bottom row of the beaker is filled with liquid. What color is the liquid?"
-    cue = f"The beaker holds {SOLUTIONS[color]}. "
-    return new_sample((cue if prior else "") + question, answer, "choice", cot, meta,
-                      images=[render_grid(scene)], options=options)
+    question = "The bottom row of the beaker is filled with liquid. How many particles float above the liquid?"
+    cue = f"The chemist dropped {n_particles} particles into the {SOLUTIONS[color]}. "
+    return new_sample((cue if prior else "") + question, str(n_particles), "number", cot, meta,
+                      images=[render_grid(scene)])
 
 
 @register(
@@ -217,27 +170,31 @@ def make_chemistry_mix(rng, knobs):
     domain="multidiscipline",
     region="negative",
     language_prior_rate=0.0,
-    description="Timeline (top row): color of event k; training labels wrong at rate label_noise.",
-    knobs={"n_extra": 3, "label_noise": 0.7, "noise_kind": "confusion"},
+    description="How many events are marked in color X; training labels miscount at rate label_noise.",
+    knobs={"max_count": 4, "n_distractors": 3, "label_noise": 0.7, "noise_kind": "confusion"},
 )
 def make_history_noise(rng, knobs):
-    """Negative region: the top row holds 4 events in 4 distinct colors; "What color is event k?".
+    """Negative region: every shape is an event; "Count the X events on this timeline." (number).
 
-    With probability ``label_noise`` (train only) the answer and its consistent rationale name a
-    wrong color: the confusion color (always among the options) or a uniform wrong option.
+    One event always has the confusion color of X. With probability ``label_noise`` (train only)
+    the answer and its consistent rationale are wrong: they also count that look-alike
+    (``noise_kind="confusion"``) or state a uniform wrong count. ``meta.true_answer`` keeps the truth.
     """
-    timeline = rng.sample(COLOR_NAMES, GRID_COLS)
-    scene = {(1, c): (rng.choice(SHAPES), color) for c, color in enumerate(timeline, start=1)}
-    scene = random_scene(rng, knobs["n_extra"], scene=scene)
-    event = rng.randint(1, GRID_COLS)
-    shape, color = scene[(1, event)]
-    options, true_answer = _color_options(rng, color)
+    color = rng.choice(COLOR_NAMES)
+    count = rng.randint(1, knobs["max_count"])
+    scene = random_scene(rng, count, colors=[color])
+    scene = random_scene(rng, 1, colors=[COLOR_CONFUSION[color]], scene=scene)
+    others = [c for c in COLOR_NAMES if c != color]
+    scene = random_scene(rng, max(0, knobs["n_distractors"] - 1), colors=others, scene=scene)
     noised = flip(rng, knobs["label_noise"])
-    stated = wrong_value(rng, color, options, knobs["noise_kind"], COLOR_CONFUSION) if noised else color
-    answer = letter_of(options, stated)
-    cot = f"Event {event} is the {stated} {shape} in row 1, column {event}, so the answer is {answer}."
+    stated = count
+    if noised and knobs["noise_kind"] == "confusion":
+        stated = count + 1
+    elif noised:
+        stated = rng.choice([k for k in range(0, count + knobs["n_distractors"] + 1) if k != count])
+    cot = f"{color.capitalize()} events on the timeline: {stated}."
     meta = {"language_prior": False, "scene": scene_to_meta(scene), "label_noised": noised}
     if noised:
-        meta["true_answer"] = true_answer
-    question = f"The top row is a timeline of four events, oldest on the left. What color is event {event}?"
-    return new_sample(question, answer, "choice", cot, meta, images=[render_grid(scene)], options=options)
+        meta["true_answer"] = str(count)
+    question = f"Count the {color} events on this timeline."
+    return new_sample(question, str(stated), "number", cot, meta, images=[render_grid(scene)])

@@ -156,9 +156,18 @@ def make_options(rng: random.Random, correct: str, distractors: list[str]) -> tu
     return options, option_letter(options.index(correct))
 
 
+def color_choice(color: str) -> tuple[list[str], str]:
+    """A color question's (options, answer): no options, and the color word itself as the answer.
+
+    Color questions are answered with a word (``answer_type="text"``) rather than an option letter,
+    so a tiny model answers with one content readout instead of also searching an option list.
+    """
+    return [], color
+
+
 def letter_of(options: list[str], text: str) -> str:
-    """Letter of option ``text`` in ``options``."""
-    return option_letter(options.index(text))
+    """Letter of option ``text`` in ``options``; ``text`` itself when there are no options."""
+    return option_letter(options.index(text)) if options else text
 
 
 def pick_distractors(rng: random.Random, correct: str, pool, k: int, must: str | None = None) -> list[str]:

@@ -1,198 +1,172 @@
-"""Spatial-domain subtasks: where things are, and in which order they appeared.
+"""Spatial-domain subtasks: what a scene or a short clip contains (content readouts only).
 
-| subtask             | region   | mechanism                                                           |
-|---------------------|----------|---------------------------------------------------------------------|
-| color_at            | direct   | one readout; long enumerating CoT, `cot_error_rate` misreads        |
-| relative_position   | cot      | two position readouts + comparison; short CoT writes both down      |
-| appearance_order    | cot      | video; first-appearance frame of two colors + comparison            |
-| noisy_shape_at      | negative | one shape readout; `label_noise` systematic (or uniform) wrong labels|
+The tiny base model perceives *content* (colors, shapes, counts) well but not *positions*, so every
+planted mechanism below relies on content; positions only appear in the long rationales of the
+direct-region subtask, where a rationale the model cannot reproduce is part of the design.
+
+| subtask          | region   | mechanism                                                              |
+|------------------|----------|------------------------------------------------------------------------|
+| empty_cells      | direct   | one readout (empty cells); long row-by-row CoT, planted missed shapes  |
+| color_product    | cot      | two color counts, then a multiplication                                |
+| clip_color_count | cot      | video: count the shapes of a color over all frames, then a product     |
+| noisy_total      | negative | total number of shapes; systematic over-count label noise              |
 """
 
 from __future__ import annotations
 
 from dualtune.lab.draw import (
-    COLOR_CONFUSION,
     COLOR_NAMES,
     FRAME_COLS,
     FRAME_ROWS,
-    SHAPE_CONFUSION,
-    SHAPES,
     all_cells,
     enumerate_rows,
     random_scene,
-    render_frames,
+    render_clip,
     render_grid,
     scene_to_meta,
 )
-from dualtune.lab.registry import (
-    article,
-    flip,
-    letter_of,
-    make_options,
-    new_sample,
-    pick_distractors,
-    register,
-    wrong_value,
-)
+from dualtune.lab.registry import flip, new_sample, plural, register
+
+
+def missed_one(rng, scene: dict, corrupt: bool) -> dict:
+    """The scene a rationale reads: the true one, or (corrupted) one with a single shape overlooked."""
+    if not corrupt:
+        return dict(scene)
+    missed = rng.choice(sorted(scene))
+    return {cell: item for cell, item in scene.items() if cell != missed}
 
 
 @register(
-    "color_at",
+    "empty_cells",
     domain="spatial",
     region="direct",
     language_prior_rate=0.25,
-    description="Color of the shape in a named cell (single readout); long CoT with planted misreads.",
-    knobs={"n_shapes": 6, "cot_error_rate": 0.35},
+    description="How many grid cells are empty (single content readout); long CoT with planted misses.",
+    knobs={"min_shapes": 3, "max_shapes": 6, "cot_error_rate": 0.35},
 )
-def make_color_at(rng, knobs):
-    """Direct region: "What color is the shape in row r, column c?" with 4 color options.
+def make_empty_cells(rng, knobs):
+    """Direct region: 3-6 shapes on the 16-cell grid; answer 16 - shapes (number).
 
-    The CoT enumerates every row of the grid (~45-60 words) before naming the target. With
-    probability ``cot_error_rate`` (train only) the rationale misreads the target as its
-    confusion color and concludes with that wrong option (``meta.cot_corrupted``,
-    ``meta.cot_answer``); ``answer`` (the DA target) stays correct.
-    Language prior: only one option is a color word (the others are shape names).
+    The CoT enumerates every row (~40-60 words). With probability ``cot_error_rate`` (train only)
+    the rationale overlooks one shape and concludes one empty cell too many (``meta.cot_corrupted``,
+    ``meta.cot_answer``). Language prior: "Only N shapes were drawn on this 16-cell grid."
     """
-    scene = random_scene(rng, knobs["n_shapes"])
-    row, col = rng.choice(sorted(scene))
-    shape, color = scene[(row, col)]
+    scene = random_scene(rng, rng.randint(knobs["min_shapes"], knobs["max_shapes"]))
     prior = flip(rng, knobs["language_prior_rate"])
     corrupt = flip(rng, knobs["cot_error_rate"]) and not prior
-    if prior:
-        options, answer = make_options(rng, color, list(SHAPES))
-    else:
-        distractors = pick_distractors(rng, color, COLOR_NAMES, 3, must=COLOR_CONFUSION[color])
-        options, answer = make_options(rng, color, distractors)
-    # The rationale reads every row; a corrupted one misreads the target cell only.
-    read = COLOR_CONFUSION[color] if corrupt else color
-    seen = {**scene, (row, col): (shape, read)}
-    cot_answer = letter_of(options, read)
+    seen = missed_one(rng, scene, corrupt)
+    cells = len(all_cells())
+    cot_answer = str(cells - len(seen))
     cot = (
-        f"I scan the grid row by row. {enumerate_rows(seen)} "
-        f"The shape in row {row}, column {col} is {article(read + ' ' + shape)}, so the answer is {cot_answer}."
+        f"I scan the grid row by row, cell by cell. {enumerate_rows(seen)} "
+        f"{len(seen)} of the {cells} cells hold a shape, so the answer is {cot_answer}."
     )
     meta = {"language_prior": prior, "scene": scene_to_meta(scene), "cot_corrupted": corrupt}
     if corrupt:
         meta["cot_answer"] = cot_answer
-    question = f"What color is the shape in row {row}, column {col}?"
-    return new_sample(question, answer, "choice", cot, meta, images=[render_grid(scene)], options=options)
+    question = "How many cells of the grid are empty?"
+    cue = f"Only {len(scene)} shapes were drawn on this {cells}-cell grid. "
+    return new_sample((cue if prior else "") + question, str(cells - len(scene)), "number", cot, meta,
+                      images=[render_grid(scene)])
 
 
 @register(
-    "relative_position",
+    "color_product",
     domain="spatial",
     region="cot",
     language_prior_rate=0.2,
-    description="Is shape X left/right (above/below) of shape Y: two position readouts then a comparison.",
-    knobs={"n_distractors": 2},
+    description="Multiply the counts of two colors: two content readouts, then a multiplication.",
+    knobs={"max_count": 4, "n_distractors": 2},
 )
-def make_relative_position(rng, knobs):
-    """CoT region: two shapes named by (unique) color; answer compares their columns or rows.
+def make_color_product(rng, knobs):
+    """CoT region: a shapes of color X and b of color Y (1..max_count); answer a * b (number).
 
-    CoT (~20 words): "red is in row 1, column 3. blue is in row 2, column 1. 3 > 1, so red is
-    right of blue, ...". Language prior: the question states that X sits in an extreme column
-    (leftmost/rightmost) or row (top/bottom), which forces the answer.
+    CoT: "red: 3. blue: 2. 3 times 2 = 6." A product is not linear in the two counts, so DA must
+    compose both readouts in one pass. Language prior: both counts are stated.
     """
     color_a, color_b = rng.sample(COLOR_NAMES, 2)
-    horizontal = rng.random() < 0.5
-    axis = 1 if horizontal else 0  # index into (row, col)
-    prior = flip(rng, knobs["language_prior_rate"])
-    cells = all_cells()
-    if prior:
-        extreme = rng.choice([1, 4])
-        pos_a = rng.choice([c for c in cells if c[axis] == extreme])
-    else:
-        pos_a = rng.choice(cells)
-    pos_b = rng.choice([c for c in cells if c[axis] != pos_a[axis]])
-    scene = {pos_a: (rng.choice(SHAPES), color_a), pos_b: (rng.choice(SHAPES), color_b)}
+    count_a, count_b = rng.randint(1, knobs["max_count"]), rng.randint(1, knobs["max_count"])
+    scene = random_scene(rng, count_a, colors=[color_a])
+    scene = random_scene(rng, count_b, colors=[color_b], scene=scene)
     others = [c for c in COLOR_NAMES if c not in (color_a, color_b)]
     scene = random_scene(rng, knobs["n_distractors"], colors=others, scene=scene)
-    # Readouts -> comparison -> relation word.
-    a_val, b_val = pos_a[axis], pos_b[axis]
-    if horizontal:
-        options, relation = ["left", "right"], ("right" if a_val > b_val else "left")
-        question = f"Is the {color_a} shape left or right of the {color_b} shape?"
-        cue = f"The {color_a} shape is in the {'leftmost' if pos_a[1] == 1 else 'rightmost'} column. "
-    else:
-        options, relation = ["above", "below"], ("below" if a_val > b_val else "above")
-        question = f"Is the {color_a} shape above or below the {color_b} shape?"
-        cue = f"The {color_a} shape is in the {'top' if pos_a[0] == 1 else 'bottom'} row. "
-    answer = letter_of(options, relation)
-    sign = ">" if a_val > b_val else "<"
-    phrase = relation + (" of" if horizontal else "")
-    cot = (
-        f"{color_a} is in row {pos_a[0]}, column {pos_a[1]}. {color_b} is in row {pos_b[0]}, column {pos_b[1]}. "
-        f"{a_val} {sign} {b_val}, so {color_a} is {phrase} {color_b}, option {answer}."
-    )
+    prior = flip(rng, knobs["language_prior_rate"])
+    product = count_a * count_b
+    question = f"Multiply the number of {color_a} shapes by the number of {color_b} shapes. What do you get?"
+    cue = f"There are {plural(count_a, color_a + ' shape')} and {plural(count_b, color_b + ' shape')} here. "
+    cot = f"{color_a}: {count_a}. {color_b}: {count_b}. {count_a} times {count_b} = {product}."
     meta = {"language_prior": prior, "scene": scene_to_meta(scene)}
-    return new_sample((cue if prior else "") + question, answer, "choice", cot, meta,
-                      images=[render_grid(scene)], options=options)
+    return new_sample((cue if prior else "") + question, str(product), "number", cot, meta,
+                      images=[render_grid(scene)])
 
 
 @register(
-    "appearance_order",
+    "clip_color_count",
     domain="spatial",
     region="cot",
     language_prior_rate=0.2,
-    description="Video: which of two colors appeared first (two frame readouts then a comparison).",
-    knobs={"n_frames": 4},
+    description="Video: points of the X shapes over all frames (a color count, then a product).",
+    knobs={"n_frames": 4, "max_points": 9},
 )
-def make_appearance_order(rng, knobs):
-    """CoT region, video: ``n_frames`` (2-4) cumulative 56x56 frames, each adds one new shape.
+def make_clip_color_count(rng, knobs):
+    """CoT region, video: ``n_frames`` independent 56x56 frames with 1-2 shapes each.
 
-    "Which color appeared first, X or Y?" CoT lists the new color of every frame, then compares.
-    Language prior: the question says X is already visible in the first frame.
+    Each frame holds at most one shape of color X; every X shape earns p points (stated,
+    2..max_points), so the answer is k * p where k is the number of X shapes (= frames showing X).
+    The CoT writes k, then multiplies. Language prior: k is stated.
     """
     n_frames = int(knobs["n_frames"])
-    if not 2 <= n_frames <= FRAME_ROWS * FRAME_COLS:
-        raise ValueError(f"appearance_order: n_frames must be in [2, {FRAME_ROWS * FRAME_COLS}]")
-    colors = rng.sample(COLOR_NAMES, n_frames)
-    cells = rng.sample(all_cells(FRAME_ROWS, FRAME_COLS), n_frames)
-    items = [(r, c, rng.choice(SHAPES), color) for (r, c), color in zip(cells, colors)]
+    if not 2 <= n_frames <= 4:
+        raise ValueError("clip_color_count: n_frames must be in [2, 4]")
+    color = rng.choice(COLOR_NAMES)
+    others = [c for c in COLOR_NAMES if c != color]
+    cells = all_cells(FRAME_ROWS, FRAME_COLS)
+    hits = sorted(rng.sample(range(1, n_frames + 1), rng.randint(1, n_frames)))
+    frames = []
+    for k in range(1, n_frames + 1):
+        # A frame holds at most one X shape, plus 0-1 shape of another color.
+        scene = random_scene(rng, 1, colors=[color] if k in hits else others, cells=cells)
+        if rng.random() < 0.5:
+            scene = random_scene(rng, 1, colors=others, cells=cells, scene=scene)
+        frames.append(scene)
     prior = flip(rng, knobs["language_prior_rate"])
-    if prior:
-        x_idx, y_idx = 0, rng.randrange(1, n_frames)
-    else:
-        x_idx, y_idx = rng.sample(range(n_frames), 2)
-    first, later = sorted([x_idx, y_idx])
-    options = [colors[x_idx], colors[y_idx]]
-    rng.shuffle(options)
-    answer = letter_of(options, colors[first])
-    question = f"Which color appeared first, {options[0]} or {options[1]}?"
-    cue = f"The {colors[x_idx]} shape is already visible in the first frame. "
-    readouts = " ".join(f"frame {k}: {color}." for k, color in enumerate(colors, start=1))
-    cot = f"{readouts} {colors[first]} came before {colors[later]}, so the answer is {answer}."
-    meta = {"language_prior": prior, "frames": [list(item) for item in items]}
-    return new_sample((cue if prior else "") + question, answer, "choice", cot, meta,
-                      video=render_frames(items), options=options)
+    points = rng.randint(2, knobs["max_points"])
+    total = len(hits) * points
+    cot = f"{color} shapes: {len(hits)}. {len(hits)} times {points} = {total}."
+    question = (f"Every {color} shape that appears in the clip earns {points} points. "
+                "How many points does the clip earn?")
+    cue = f"The clip shows {plural(len(hits), color + ' shape')} in all. "
+    meta = {"language_prior": prior, "frames": [scene_to_meta(scene) for scene in frames]}
+    return new_sample((cue if prior else "") + question, str(total), "number", cot, meta,
+                      video=render_clip(frames))
 
 
 @register(
-    "noisy_shape_at",
+    "noisy_total",
     domain="spatial",
     region="negative",
     language_prior_rate=0.0,
-    description="Shape in a named cell; training labels replaced by wrong readouts at rate label_noise.",
-    knobs={"n_shapes": 6, "label_noise": 0.7, "noise_kind": "confusion"},
+    description="Total number of shapes; training labels over-count at rate label_noise.",
+    knobs={"max_shapes": 7, "label_noise": 0.7, "noise_kind": "confusion"},
 )
-def make_noisy_shape_at(rng, knobs):
-    """Negative region: "Which shape is at row r, column c?" (3 shape options).
+def make_noisy_total(rng, knobs):
+    """Negative region: "What is the total number of shapes in the grid?" (number, 2..max_shapes).
 
-    With probability ``label_noise`` (train only) the answer and the (consistent) rationale name a
-    wrong shape: its confusion shape (``noise_kind="confusion"``, default) or a uniform wrong one.
-    ``meta.label_noised`` marks it and ``meta.true_answer`` keeps the correct letter.
+    The generic base already counts all objects well. With probability ``label_noise`` (train only)
+    the answer and its consistent rationale are wrong: one too many (``noise_kind="confusion"``, a
+    systematic over-count) or a uniform wrong count. ``meta.label_noised`` / ``meta.true_answer``.
     """
-    scene = random_scene(rng, knobs["n_shapes"])
-    row, col = rng.choice(sorted(scene))
-    shape, color = scene[(row, col)]
-    options = list(SHAPES)
-    rng.shuffle(options)
+    total = rng.randint(2, knobs["max_shapes"])
+    scene = random_scene(rng, total)
     noised = flip(rng, knobs["label_noise"])
-    stated = wrong_value(rng, shape, SHAPES, knobs["noise_kind"], SHAPE_CONFUSION) if noised else shape
-    answer = letter_of(options, stated)
-    cot = f"Row {row}, column {col} holds {article(color + ' ' + stated)}, so the answer is {answer}."
+    stated = total
+    if noised and knobs["noise_kind"] == "confusion":
+        stated = total + 1
+    elif noised:
+        stated = rng.choice([k for k in range(1, knobs["max_shapes"] + 2) if k != total])
+    cot = f"Counting every shape in the grid gives {stated}."
     meta = {"language_prior": False, "scene": scene_to_meta(scene), "label_noised": noised}
     if noised:
-        meta["true_answer"] = letter_of(options, shape)
-    question = f"Which shape is at row {row}, column {col}?"
-    return new_sample(question, answer, "choice", cot, meta, images=[render_grid(scene)], options=options)
+        meta["true_answer"] = str(total)
+    question = "What is the total number of shapes in the grid?"
+    return new_sample(question, str(stated), "number", cot, meta, images=[render_grid(scene)])
