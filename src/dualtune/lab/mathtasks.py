@@ -20,7 +20,8 @@ from dualtune.lab.draw import (
     render_grid,
     scene_to_meta,
 )
-from dualtune.lab.registry import flip, new_sample, plural, register
+from dualtune.lab.composers import count_times_sample
+from dualtune.lab.registry import flip, new_sample, register
 from dualtune.lab.spatial import missed_one
 
 
@@ -39,17 +40,9 @@ def make_weighted_score(rng, knobs):
     pass; the CoT writes the count, then uses the multiplication table of the generic mixture.
     CoT: "red: 3. 3 times 5 = 15." Language prior: the count is stated.
     """
-    color = rng.choice(COLOR_NAMES)
-    count, points = rng.randint(1, knobs["max_count"]), rng.randint(2, knobs["max_points"])
-    scene = random_scene(rng, count, colors=[color])
-    scene = random_scene(rng, knobs["n_distractors"], colors=[c for c in COLOR_NAMES if c != color], scene=scene)
-    prior = flip(rng, knobs["language_prior_rate"])
-    question = f"Each {color} shape scores {points} points. What is the total score of the {color} shapes?"
-    cue = f"The grid holds {plural(count, color + ' shape')}. "
-    cot = f"{color}: {count}. {count} times {points} = {count * points}."
-    meta = {"language_prior": prior, "scene": scene_to_meta(scene)}
-    return new_sample((cue if prior else "") + question, str(count * points), "number", cot, meta,
-                      images=[render_grid(scene)])
+    return count_times_sample(
+        rng, knobs, "max_points", question="Each {color} shape scores {mult} points. What is the total score of "
+        "the {color} shapes?", cue="The grid holds {things}. ", noun="shape", label="{color}")
 
 
 @register(
@@ -65,17 +58,9 @@ def make_bag_total(rng, knobs):
 
     CoT: "red bags: 3. 3 times 4 = 12." Language prior: the number of bags is stated.
     """
-    color = rng.choice(COLOR_NAMES)
-    count, per_bag = rng.randint(1, knobs["max_count"]), rng.randint(2, knobs["max_per_bag"])
-    scene = random_scene(rng, count, colors=[color])
-    scene = random_scene(rng, knobs["n_distractors"], colors=[c for c in COLOR_NAMES if c != color], scene=scene)
-    prior = flip(rng, knobs["language_prior_rate"])
-    question = f"Every {color} shape is a bag of {per_bag} marbles. How many marbles are there in the bags?"
-    cue = f"There are {plural(count, color + ' bag')}. "
-    cot = f"{color} bags: {count}. {count} times {per_bag} = {count * per_bag}."
-    meta = {"language_prior": prior, "scene": scene_to_meta(scene)}
-    return new_sample((cue if prior else "") + question, str(count * per_bag), "number", cot, meta,
-                      images=[render_grid(scene)])
+    return count_times_sample(
+        rng, knobs, "max_per_bag", question="Every {color} shape is a bag of {mult} marbles. How many marbles are "
+        "there in the bags?", cue="There are {things}. ", noun="bag", label="{color} bags")
 
 
 @register(

@@ -22,7 +22,8 @@ from dualtune.lab.draw import (
     render_grid,
     scene_to_meta,
 )
-from dualtune.lab.registry import flip, new_sample, plural, register
+from dualtune.lab.composers import count_times_sample
+from dualtune.lab.registry import flip, new_sample, register
 from dualtune.lab.spatial import missed_one
 
 # World-knowledge flavour for language-prior cues (the solution the particles were dropped into).
@@ -49,18 +50,10 @@ def make_physics_weight(rng, knobs):
 
     CoT: "red blocks: 3. 3 times 2 = 6 kg." Language prior: the number of X blocks is stated.
     """
-    color = rng.choice(COLOR_NAMES)
-    count, kg = rng.randint(1, knobs["max_count"]), rng.randint(2, knobs["max_kg"])
-    scene = random_scene(rng, count, colors=[color], shapes=["square"])
-    others = [c for c in COLOR_NAMES if c != color]
-    scene = random_scene(rng, knobs["n_distractors"], colors=others, shapes=["square"], scene=scene)
-    prior = flip(rng, knobs["language_prior_rate"])
-    question = f"On this scale each {color} block weighs {kg} kg. How many kg do the {color} blocks weigh?"
-    cue = f"The scale carries {plural(count, color + ' block')}. "
-    cot = f"{color} blocks: {count}. {count} times {kg} = {count * kg} kg."
-    meta = {"language_prior": prior, "scene": scene_to_meta(scene)}
-    return new_sample((cue if prior else "") + question, str(count * kg), "number", cot, meta,
-                      images=[render_grid(scene)])
+    return count_times_sample(
+        rng, knobs, "max_kg", question="On this scale each {color} block weighs {mult} kg. How many kg do the "
+        "{color} blocks weigh?", cue="The scale carries {things}. ", noun="block", label="{color} blocks",
+        unit=" kg", shapes=["square"])
 
 
 @register(
@@ -113,17 +106,10 @@ def make_economics_price(rng, knobs):
 
     CoT: "blue items: 3. 3 times 4 = 12 coins." Language prior: the number of items is stated.
     """
-    color = rng.choice(COLOR_NAMES)
-    count, price = rng.randint(1, knobs["max_count"]), rng.randint(2, knobs["max_price"])
-    scene = random_scene(rng, count, colors=[color])
-    scene = random_scene(rng, knobs["n_distractors"], colors=[c for c in COLOR_NAMES if c != color], scene=scene)
-    prior = flip(rng, knobs["language_prior_rate"])
-    question = f"In this shop every {color} item costs {price} coins. What do all the {color} items cost?"
-    cue = f"The shop has {plural(count, color + ' item')} on sale. "
-    cot = f"{color} items: {count}. {count} times {price} = {count * price} coins."
-    meta = {"language_prior": prior, "scene": scene_to_meta(scene)}
-    return new_sample((cue if prior else "") + question, str(count * price), "number", cot, meta,
-                      images=[render_grid(scene)])
+    return count_times_sample(
+        rng, knobs, "max_price", question="In this shop every {color} item costs {mult} coins. What do all the "
+        "{color} items cost?", cue="The shop has {things} on sale. ", noun="item", label="{color} items",
+        unit=" coins")
 
 
 @register(
