@@ -39,6 +39,17 @@ def compose(config_name: str = "train", overrides=(), return_hydra_config: bool 
     return cfg
 
 
+@pytest.fixture(scope="session", autouse=True)
+def single_torch_thread():
+    """Tiny models: intra-op threads only add synchronisation cost (10-50x slower on a busy 2-core box)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
     """A per-session cache dir (lab datasets, tiny base model, eval cache)."""

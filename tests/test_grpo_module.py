@@ -33,15 +33,6 @@ TRL_METRICS = ("reward", "reward_std", "frac_reward_zero_std", "completions/mean
                "loss")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Tiny matrices: intra-op threads only add synchronisation cost (10-50x slower on a busy 2-core box)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     # Smaller than the default tiny config (2 layers, hidden 64) to keep six Trainer fits fast.

@@ -27,15 +27,6 @@ TINY = ["domain=math", "domain.n_train_per_subtask=3"]
 RAP = ["selection=rap", "selection.rollouts.num_generations=2", "selection.rollouts.max_new_tokens=10"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny-model kernels on 2 shared cores: one torch thread avoids oversubscription (10-20x faster)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny(tiny_model_path):
     cfg = compose("score", TEST_MODEL_OVERRIDES)
