@@ -6,7 +6,6 @@ import csv
 import json
 
 import pytest
-import torch
 
 from dualtune.recipes.grpo import (
     curve_summary, filter_overlong_prompts, generation_budget, grpo_algo_cfg, merge_curve, rollout_mode)
@@ -17,15 +16,6 @@ from tests.conftest import TEST_MODEL_OVERRIDES, compose
 FAST = ["domain=spatial", "domain.n_train_per_subtask=2", "domain.n_test_per_subtask=1", "eval.n_boot=10",
         "eval.batch_size=8", "mode.max_new_tokens={direct: 4, cot: 8}", "logger=csv"]
 FAST_GRPO = ["algo.max_steps=3", "algo.num_generations=2", "algo.batch_size=2"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Tiny matrices: extra intra-op threads only add synchronisation cost on a 2-core box."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def run_train(cache_dir, out, *overrides):
@@ -175,6 +165,15 @@ def test_grpo_resume_continues_step_count_and_curve(cache_dir, tiny_model_path, 
               "algo.checkpoint_every=1"]
     run_train(cache_dir, out, *common, "algo.max_steps=2")
     assert (out / "checkpoints" / "last.ckpt").exists()
+    # Mark the first run's curve: a resumed run keeps its earlier rows, a restart would rewrite them.
+    path = out / "reward_curve.csv"
+    first = read_csv(path)
+    first[0]["reward"] = "9.5"
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(first[0]))
+        writer.writeheader()
+        writer.writerows(first)
     run_train(cache_dir, out, *common, "algo.max_steps=3", "ckpt_path=last")  # one more rollout batch
-    curve = read_csv(out / "reward_curve.csv")
+    curve = read_csv(path)
     assert [(int(r["step"]), int(r["global_step"])) for r in curve] == [(1, 1), (2, 2), (3, 3)]
+    assert float(curve[0]["reward"]) == 9.5 and float(curve[2]["reward"]) <= 1.0
