@@ -263,3 +263,11 @@ def test_score_output(output, sample, metric, expected):
 )
 def test_cot_format_ok(output, prefilled, expected):
     assert cot_format_ok(output, prefilled_think=prefilled) is expected
+
+
+@pytest.mark.parametrize("output", ["4e99999999", "<answer>1e400</answer>", "<answer>-7e-999999</answer>"])
+def test_absurd_exponents_are_not_numbers_and_do_not_hang(output):
+    # Sampled GRPO junk: an exact Fraction of 4e99999999 hangs for minutes; 1e400 overflows float MRA.
+    assert extract_answer(output, "number") is None
+    assert score_prediction(extract_answer(output, "number"), "3", "number", numeric_metric="mra") == 0.0
+    assert score_output(output, {"answer": "3", "answer_type": "number"}, numeric_metric="mra") == (None, 0.0)

@@ -139,10 +139,18 @@ def _parse_choice(candidate: str, options: list[str] | None) -> str | None:
     return OPTION_LETTERS[hits[0]] if len(hits) == 1 else None
 
 
+# Numbers beyond 1e±100 are not answers. Sampled junk like "4e99999999" would otherwise build a
+# gigantic exact integer (minutes of CPU, uninterruptible) or overflow float conversion.
+MAX_EXPONENT = 100
+
+
 def _number_value(token: str) -> Fraction | None:
-    """Exact value of one number token ("1,234.5", "-3", "2e3"), or None."""
+    """Exact value of one number token ("1,234.5", "-3", "2e3"), or None (also for |exponent| > 100)."""
     try:
-        return Fraction(Decimal(token.replace(",", "")))
+        dec = Decimal(token.replace(",", ""))
+        if not dec.is_finite() or abs(dec.adjusted()) > MAX_EXPONENT:
+            return None
+        return Fraction(dec)
     except (InvalidOperation, ValueError):
         return None
 
