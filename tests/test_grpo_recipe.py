@@ -61,16 +61,21 @@ def test_rl_table_joins_reports_and_flags_base_mismatch():
 
     rl = {"subtasks": [report_row("count", 20.0, 40.0, 30.0, 60.0), report_row("color", 50.0, 50.0, 45.0, 40.0)],
           "aggregates": [report_row("ALL", 35.0, 45.0, 37.5, 50.0)]}
-    dt = {"subtasks": [report_row("count", 20.0, 40.0, 35.0, 52.0), report_row("color", 50.0, 60.0, 55.0, 45.0)],
+    # The dual-tuning report's stored gains (from unrounded accuracies) win over a recomputation from
+    # its rounded accuracies when both runs saw the same base: -12.49 stays -12.49, not -12.5.
+    stored = {"Gain_DA": -12.49, "Gain_CoT": 30.01, "GAP_DT": 17.0, "region": "cot", "uncertain": True}
+    dt = {"subtasks": [{**report_row("count", 20.0, 40.0, 35.0, 52.0), **stored},
+                       {**report_row("color", 50.0, 60.0, 55.0, 45.0), **stored, "region": "direct"}],
           "aggregates": []}
     rows = {r["subtask"]: r for r in rl_table(rl, dt)}
-    count = rows["count"]  # B_max 40: DT (35, 52) -> -12.5 / 30; RL (30, 60) -> -25 / 50
+    count = rows["count"]  # B_max 40: DT (35, 52) -> -12.5 / 30 (stored -12.49 / 30.01); RL (30, 60) -> -25 / 50
     assert (count["DT_S"], count["DT_L"], count["DT_RL_S"], count["DT_RL_L"]) == (35.0, 52.0, 30.0, 60.0)
-    assert count["Gain_DA"] == pytest.approx(-12.5) and count["Gain_CoT"] == pytest.approx(30.0)
+    assert (count["Gain_DA"], count["Gain_CoT"], count["uncertain_DT"]) == (-12.49, 30.01, True)
     assert count["Gain_RL_DA"] == pytest.approx(-25.0) and count["Gain_RL_CoT"] == pytest.approx(50.0)
     assert count["GAP_RL_DT"] == pytest.approx(30.0) and count["same_region"] and not count["base_mismatch"]
     assert count["ci_RL"] == {"Gain_RL_DA": [1, 2], "Gain_RL_CoT": [3, 4], "GAP_RL_DT": [5, 6]}
-    # color: the dual-tuning run saw another base (B_L 60 vs 50) -> flagged; metrics use the RL run's B_max 50.
+    # color: the dual-tuning run saw another base (B_L 60 vs 50) -> flagged; its stored gains are ignored
+    # and the metrics are recomputed with the RL run's B_max 50: (55 - 50) / 50 * 100 = 10.
     assert rows["color"]["base_mismatch"] and rows["color"]["Gain_DA"] == pytest.approx(10.0)
     assert rows["color"]["region_DT"] == "direct" and rows["color"]["region_RL"] == "negative"
     assert rows["ALL"]["row_type"] == "aggregate" and rows["ALL"]["DT_S"] is None  # not in the DT report

@@ -33,7 +33,10 @@ REPORT_NAME = "rl_boundary"
 BASE_MATCH_TOL = 0.011  # points; the dual-tuning report is read back rounded to 2 decimals
 COLUMNS = ("domain", "subtask", "row_type", "n", "B_S", "B_L", "B_max", "DT_S", "DT_L", "Gain_DA", "Gain_CoT",
            "GAP_DT", "region_DT", "DT_RL_S", "DT_RL_L", "Gain_RL_DA", "Gain_RL_CoT", "GAP_RL_DT", "region_RL",
-           "same_region", "uncertain_RL", "base_mismatch")
+           "same_region", "uncertain_DT", "uncertain_RL", "base_mismatch")
+
+
+_STORED = ("Gain_DA", "Gain_CoT", "GAP_DT", "region")
 
 
 def rl_metrics(B_S: float, B_L: float, DT_RL_S: float, DT_RL_L: float) -> dict:
@@ -71,9 +74,10 @@ def _report_rows(report: dict) -> list[tuple[str, dict]]:
 def rl_table(rl_boundary: dict, dt_boundary: dict | None = None, tol: float = 0.0) -> list[dict]:
     """Rows joining the RL run's boundary report with the dual-tuning run's on (domain, subtask).
 
-    Dual Tuning columns are None for tasks missing from ``dt_boundary`` (or without one). Metrics are
-    recomputed from the accuracies with the RL run's base numbers; ``base_mismatch`` flags a task whose
-    base accuracies differ between the two reports (different test items or base model)."""
+    Dual Tuning columns are None for tasks missing from ``dt_boundary`` (or without one). When both
+    reports saw the same base accuracies, the dual-tuning report's own gains and region are kept;
+    otherwise ``base_mismatch`` is set (different test items or base model) and the Dual Tuning metrics
+    are recomputed from its accuracies against the RL run's ``B_max``."""
     before = {(r["domain"], r["subtask"]): r for _, r in _report_rows(dt_boundary or {})}
     rows = []
     for row_type, r in _report_rows(rl_boundary):
@@ -83,6 +87,11 @@ def rl_table(rl_boundary: dict, dt_boundary: dict | None = None, tol: float = 0.
                           prior and prior["DT_L"], tol))
         row["base_mismatch"] = None if prior is None else bool(
             abs(prior["B_S"] - r["B_S"]) > BASE_MATCH_TOL or abs(prior["B_L"] - r["B_L"]) > BASE_MATCH_TOL)
+        if prior is not None and not row["base_mismatch"] and all(k in prior for k in _STORED):
+            # Same base: keep the dual-tuning report's own gains and region (computed before rounding).
+            row.update(Gain_DA=prior["Gain_DA"], Gain_CoT=prior["Gain_CoT"], GAP_DT=prior["GAP_DT"],
+                       region_DT=prior["region"], uncertain_DT=prior.get("uncertain"))
+            row["same_region"] = row["region_DT"] == row["region_RL"]
         if "ci" in r:  # the RL run's paired-bootstrap CIs are the CIs of the RL metrics
             row["ci_RL"] = {"Gain_RL_DA": r["ci"]["Gain_DA"], "Gain_RL_CoT": r["ci"]["Gain_CoT"],
                             "GAP_RL_DT": r["ci"]["GAP_DT"]}
@@ -128,7 +137,8 @@ def _markdown(rows: list[dict], summary: dict, source: str | None) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         mark = "†" if r["gain_absolute"] else ""
-        region = f"{r['region_DT'] or '-'} -> {r['region_RL']}{'?' if r.get('uncertain_RL') else ''}"
+        region = (f"{r['region_DT'] or '-'}{'?' if r.get('uncertain_DT') else ''} -> "
+                  f"{r['region_RL']}{'?' if r.get('uncertain_RL') else ''}")
         cells = [r["domain"], r["subtask"], r["n"], _fmt(r["B_max"]), _fmt(r["DT_S"]), _fmt(r["DT_L"]),
                  _fmt(r["Gain_DA"], mark), _fmt(r["Gain_CoT"], mark), _fmt(r["GAP_DT"]), _fmt(r["DT_RL_S"]),
                  _fmt(r["DT_RL_L"]), _fmt(r["Gain_RL_DA"], mark), _fmt(r["Gain_RL_CoT"], mark),
@@ -137,7 +147,7 @@ def _markdown(rows: list[dict], summary: dict, source: str | None) -> str:
     notes = ["", "B_max = max(B_S, B_L) of the ORIGINAL base model; Gain^RL_* = (DT^RL_* - B_max) / B_max * 100;"
              " GAP^RL_DT = DT^RL_L - DT^RL_S.",
              f"Dual Tuning numbers from: {source or 'not available (no thinking_boundary.json next to init_from)'}.",
-             "`?`: the RL region is uncertain (bootstrap CI reaches 0); `†`: B_max = 0, gains in absolute points.",
+             "`?`: region uncertain (a deciding bootstrap CI reaches 0); `†`: B_max = 0, gains in absolute points.",
              f"Subtasks keeping their Dual Tuning region after RL: {summary['n_same_region']}/{summary['n_compared']}."]
     if summary["changed"]:
         notes.append("Changed: " + "; ".join(summary["changed"]))
