@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 from dualtune.lab.draw import png_bytes
+from dualtune.prompting.templates import cot_target_answer as cot_answer  # noqa: F401 (one definition)
 from dualtune.lab.generic import generic_samples
 from dualtune.lab.registry import DOMAINS, GENERIC, finalize, resolve_knobs, sample_rng, subtasks_for
 from dualtune.schema import FEATURES, validate_rows
@@ -46,20 +47,6 @@ def generate_split(domain: str, split: str, n_per_subtask: int, seed: int,
             sample = subtask.make(sample_rng(seed, split, subtask.name, i), resolved)
             rows.append(finalize(sample, subtask, split, i))
     return rows
-
-
-def cot_answer(row: dict) -> str:
-    """Answer a CoT *training target* should end with: ``meta.cot_answer`` when the rationale was
-    planted-corrupted (it concludes with that wrong option), else ``answer``.
-
-    ``answer`` is always the DA target. Rendering CoT targets as
-    ``<think>{cot}</think><answer>{cot_answer(row)}</answer>`` keeps each corrupted rationale
-    consistent with its final answer, as the direct-region mechanism intends.
-    """
-    meta = row.get("meta") or {}
-    if isinstance(meta, str):
-        meta = json.loads(meta) if meta.strip() else {}
-    return str(meta.get("cot_answer") or row["answer"])
 
 
 def lab_text_corpus(seed: int = 0, n_per_subtask: int = 50) -> list[str]:

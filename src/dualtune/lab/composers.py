@@ -28,3 +28,27 @@ def count_times_sample(rng, knobs, mult_knob: str, question: str, cue: str, noun
     meta = {"language_prior": prior, "scene": scene_to_meta(scene)}
     text = (cue.format(**fields) if prior else "") + question.format(**fields)
     return new_sample(text, str(total), "number", cot, meta, images=[render_grid(scene)])
+
+
+def missed_one(rng, scene: dict, corrupt: bool) -> dict:
+    """The scene a rationale reads: the true one, or (corrupted) one with a single shape overlooked."""
+    if not corrupt:
+        return dict(scene)
+    missed = rng.choice(sorted(scene))
+    return {cell: item for cell, item in scene.items() if cell != missed}
+
+
+def planted_misread(rng, knobs, counted: dict) -> tuple[bool, bool, dict]:
+    """The direct-region mechanism: draw the language-prior flag, then (never on prior samples) whether
+    the long rationale is corrupted; returns (prior, corrupt, the items the rationale reads)."""
+    prior = flip(rng, knobs["language_prior_rate"])
+    corrupt = flip(rng, knobs["cot_error_rate"]) and not prior
+    return prior, corrupt, missed_one(rng, counted, corrupt)
+
+
+def misread_meta(prior: bool, scene: dict, corrupt: bool, cot_answer: str) -> dict:
+    """``meta`` of a direct-region sample: ``cot_corrupted`` and, when corrupted, the rationale's answer."""
+    meta = {"language_prior": prior, "scene": scene_to_meta(scene), "cot_corrupted": corrupt}
+    if corrupt:
+        meta["cot_answer"] = cot_answer
+    return meta

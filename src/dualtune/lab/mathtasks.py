@@ -20,9 +20,8 @@ from dualtune.lab.draw import (
     render_grid,
     scene_to_meta,
 )
-from dualtune.lab.composers import count_times_sample
+from dualtune.lab.composers import count_times_sample, misread_meta, planted_misread
 from dualtune.lab.registry import flip, new_sample, register
-from dualtune.lab.spatial import missed_one
 
 
 @register(
@@ -78,18 +77,14 @@ def make_free_cells(rng, knobs):
     overlooks one piece and concludes one free cell too many. Language prior: the piece count is stated.
     """
     scene = random_scene(rng, rng.randint(knobs["min_shapes"], knobs["max_shapes"]))
-    prior = flip(rng, knobs["language_prior_rate"])
-    corrupt = flip(rng, knobs["cot_error_rate"]) and not prior
-    seen = missed_one(rng, scene, corrupt)
+    prior, corrupt, seen = planted_misread(rng, knobs, scene)
     cells = len(all_cells())
     cot_answer = str(cells - len(seen))
     cot = (
         f"I read the board row by row, cell by cell. {enumerate_rows(seen)} The board has {cells} cells and "
         f"{len(seen)} pieces, so the answer is {cot_answer}."
     )
-    meta = {"language_prior": prior, "scene": scene_to_meta(scene), "cot_corrupted": corrupt}
-    if corrupt:
-        meta["cot_answer"] = cot_answer
+    meta = misread_meta(prior, scene, corrupt, cot_answer)
     question = "Each shape is a game piece on a board of 16 cells. How many cells are still free?"
     cue = f"The players have placed {len(scene)} pieces. "
     return new_sample((cue if prior else "") + question, str(cells - len(scene)), "number", cot, meta,

@@ -22,9 +22,9 @@ from dualtune.lab.draw import (
     render_grid,
     scene_to_meta,
 )
-from dualtune.lab.composers import count_times_sample
+from dualtune.lab.composers import count_times_sample, misread_meta, planted_misread
 from dualtune.lab.registry import flip, new_sample, register
-from dualtune.lab.spatial import missed_one
+
 
 # World-knowledge flavour for language-prior cues (the solution the particles were dropped into).
 SOLUTIONS = {
@@ -75,18 +75,15 @@ def make_biology_cells(rng, knobs):
     scene = {nucleus_cell: ("circle", rng.choice(COLOR_NAMES))}
     n_organelles = rng.randint(knobs["min_organelles"], knobs["max_organelles"])
     scene = random_scene(rng, n_organelles, shapes=["square", "triangle"], scene=scene)
-    prior = flip(rng, knobs["language_prior_rate"])
-    corrupt = flip(rng, knobs["cot_error_rate"]) and not prior
     organelles = {cell: item for cell, item in scene.items() if cell != nucleus_cell}
-    seen = {**missed_one(rng, organelles, corrupt), nucleus_cell: scene[nucleus_cell]}
+    prior, corrupt, seen = planted_misread(rng, knobs, organelles)
+    seen[nucleus_cell] = scene[nucleus_cell]
     cot_answer = str(len(seen) - 1)
     cot = (
         f"I list every part of the diagram. {enumerate_rows(seen)} Apart from the circle in row "
         f"{nucleus_cell[0]}, column {nucleus_cell[1]} I count {cot_answer} parts, so the answer is {cot_answer}."
     )
-    meta = {"language_prior": prior, "scene": scene_to_meta(scene), "cot_corrupted": corrupt}
-    if corrupt:
-        meta["cot_answer"] = cot_answer
+    meta = misread_meta(prior, scene, corrupt, cot_answer)
     question = "In this cell diagram the nucleus is the only circle. How many organelles does the cell have?"
     cue = f"Under the microscope this cell shows {n_organelles} organelles. "
     return new_sample((cue if prior else "") + question, str(n_organelles), "number", cot, meta,
@@ -133,18 +130,14 @@ def make_chemistry_mix(rng, knobs):
     n_particles = rng.randint(knobs["min_particles"], knobs["max_particles"])
     particles = random_scene(rng, n_particles, colors=others, cells=upper)
     scene = {**particles, **liquid}
-    prior = flip(rng, knobs["language_prior_rate"])
-    corrupt = flip(rng, knobs["cot_error_rate"]) and not prior
-    seen = missed_one(rng, particles, corrupt)
+    prior, corrupt, seen = planted_misread(rng, knobs, particles)
     cot_answer = str(len(seen))
     upper_rows = enumerate_rows(seen, rows=GRID_ROWS - 1)
     cot = (
         f"I inspect the beaker row by row. {upper_rows} Row {GRID_ROWS}: {color} squares in columns 1, 2, 3 "
         f"and 4, the liquid. Above the liquid float {cot_answer} particles, so the answer is {cot_answer}."
     )
-    meta = {"language_prior": prior, "scene": scene_to_meta(scene), "cot_corrupted": corrupt}
-    if corrupt:
-        meta["cot_answer"] = cot_answer
+    meta = misread_meta(prior, scene, corrupt, cot_answer)
     question = "The bottom row of the beaker is filled with liquid. How many particles float above the liquid?"
     cue = f"The chemist dropped {n_particles} particles into the {SOLUTIONS[color]}. "
     return new_sample((cue if prior else "") + question, str(n_particles), "number", cot, meta,

@@ -25,15 +25,8 @@ from dualtune.lab.draw import (
     render_grid,
     scene_to_meta,
 )
+from dualtune.lab.composers import misread_meta, planted_misread
 from dualtune.lab.registry import flip, new_sample, plural, register
-
-
-def missed_one(rng, scene: dict, corrupt: bool) -> dict:
-    """The scene a rationale reads: the true one, or (corrupted) one with a single shape overlooked."""
-    if not corrupt:
-        return dict(scene)
-    missed = rng.choice(sorted(scene))
-    return {cell: item for cell, item in scene.items() if cell != missed}
 
 
 @register(
@@ -52,18 +45,14 @@ def make_empty_cells(rng, knobs):
     ``meta.cot_answer``). Language prior: "Only N shapes were drawn on this 16-cell grid."
     """
     scene = random_scene(rng, rng.randint(knobs["min_shapes"], knobs["max_shapes"]))
-    prior = flip(rng, knobs["language_prior_rate"])
-    corrupt = flip(rng, knobs["cot_error_rate"]) and not prior
-    seen = missed_one(rng, scene, corrupt)
+    prior, corrupt, seen = planted_misread(rng, knobs, scene)
     cells = len(all_cells())
     cot_answer = str(cells - len(seen))
     cot = (
         f"I scan the grid row by row, cell by cell. {enumerate_rows(seen)} "
         f"{len(seen)} of the {cells} cells hold a shape, so the answer is {cot_answer}."
     )
-    meta = {"language_prior": prior, "scene": scene_to_meta(scene), "cot_corrupted": corrupt}
-    if corrupt:
-        meta["cot_answer"] = cot_answer
+    meta = misread_meta(prior, scene, corrupt, cot_answer)
     question = "How many cells of the grid are empty?"
     cue = f"Only {len(scene)} shapes were drawn on this {cells}-cell grid. "
     return new_sample((cue if prior else "") + question, str(cells - len(scene)), "number", cot, meta,
