@@ -13,8 +13,10 @@ import logging
 from pathlib import Path
 from typing import Callable
 
-from dualtune.evaluation.runner import EvalResult, _write_atomic, read_records, records_to_jsonl
+from dualtune.evaluation.runner import EvalResult, read_records, records_to_jsonl
 from dualtune.prompting.templates import DEFAULT_TEMPLATES
+from dualtune.utils.hashing import stable_hash
+from dualtune.utils.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +62,7 @@ def eval_cache_key(model_path, key_fields: dict) -> str:
     from dualtune.models.loading import model_fingerprint
 
     payload = {"model": model_fingerprint(model_path), "version": CACHE_VERSION, "fields": _plain(key_fields)}
-    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+    return stable_hash(payload, length=24)
 
 
 def cached_evaluate(cache_dir, model_path, key_fields: dict, fn: Callable[[], EvalResult]) -> EvalResult:
@@ -83,7 +84,7 @@ def cached_evaluate(cache_dir, model_path, key_fields: dict, fn: Callable[[], Ev
     result = fn()
     meta = {"key": key, "model_path": str(model_path), "fields": _plain(key_fields),
             "wall_time_s": result.wall_time_s, "n_records": len(result.records)}
-    _write_atomic(entry / "meta.json", json.dumps(meta, indent=2, default=str) + "\n")
-    _write_atomic(records_path, records_to_jsonl(result.records))
+    atomic_write_text(entry / "meta.json", json.dumps(meta, indent=2, default=str) + "\n")
+    atomic_write_text(records_path, records_to_jsonl(result.records))
     log.info("eval cache stored %s (%d records)", entry, len(result.records))
     return result

@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ from pathlib import Path
 from dualtune.data.encoding import OverlongError, encode_generation_batch
 from dualtune.prompting.answers import score_output
 from dualtune.prompting.templates import MODES, check_mode
+from dualtune.utils.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -211,19 +210,6 @@ def evaluate_model(model, processor, samples: list[dict], modes=MODES, max_new_t
     return result
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and `os.replace`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def records_to_jsonl(records: list[dict]) -> str:
     """One JSON object per line (trailing newline included)."""
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
@@ -264,7 +250,7 @@ def write_eval(result: EvalResult, out_dir, prefix: str = "") -> dict[str, Path]
         "summary": out_dir / f"{prefix}eval_summary.json",
         "table": out_dir / f"{prefix}eval_table.md",
     }
-    _write_atomic(paths["predictions"], records_to_jsonl(result.records))
-    _write_atomic(paths["summary"], json.dumps(result.summary(), indent=2) + "\n")
-    _write_atomic(paths["table"], eval_table(result))
+    atomic_write_text(paths["predictions"], records_to_jsonl(result.records))
+    atomic_write_text(paths["summary"], json.dumps(result.summary(), indent=2) + "\n")
+    atomic_write_text(paths["table"], eval_table(result))
     return paths

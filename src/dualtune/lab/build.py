@@ -10,18 +10,17 @@ Noise policy: planted noise (``label_noise``, ``cot_error_rate``) is applied onl
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import uuid
 from pathlib import Path
 
 from dualtune.lab.draw import png_bytes
-from dualtune.prompting.templates import cot_target_answer as cot_answer  # noqa: F401 (one definition)
 from dualtune.lab.generic import generic_samples
 from dualtune.lab.registry import DOMAINS, GENERIC, finalize, resolve_knobs, sample_rng, subtasks_for
+from dualtune.prompting.templates import cot_target_answer as cot_answer  # noqa: F401 (one definition)
 from dualtune.schema import FEATURES, validate_rows
+from dualtune.utils.hashing import stable_hash
 
 # Bump whenever generated content changes, so cached builds are invalidated.
 LAB_VERSION = "7"
@@ -88,7 +87,7 @@ def cache_key(domain: str, n_train: int, n_test: int, seed: int, knobs: dict | N
     """Short hash of the build parameters and ``LAB_VERSION`` (names the cache directory)."""
     params = {"domain": domain, "n_train": n_train, "n_test": n_test, "seed": seed,
               "knobs": knobs or {}, "version": LAB_VERSION}
-    return hashlib.sha256(json.dumps(params, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+    return stable_hash(params)
 
 
 def load_lab(domain: str, cache_dir, n_train: int = DEFAULT_N_TRAIN, n_test: int = DEFAULT_N_TEST,

@@ -24,12 +24,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 from dualtune.utils.hashing import stable_hash
+from dualtune.utils.io import atomic_write, atomic_write_text
 
 
 def shard_of(sample_id, num_shards: int) -> int:
@@ -39,42 +39,15 @@ def shard_of(sample_id, num_shards: int) -> int:
     return int(stable_hash(str(sample_id)), 16) % int(num_shards)
 
 
-def _current_umask() -> int:
-    """The process umask (read by setting and restoring it)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def _atomic(path: Path, write) -> Path:
-    """Call ``write(tmp_path)`` on a temp file next to ``path``, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; shared stores need the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def write_parquet_atomic(df, path) -> Path:
     """Write a DataFrame to ``path`` as parquet, atomically."""
-    return _atomic(Path(path), lambda tmp: df.to_parquet(tmp, index=False))
+    return atomic_write(Path(path), lambda tmp: df.to_parquet(tmp, index=False))
 
 
 def write_json_atomic(obj, path) -> Path:
     """Write ``obj`` as indented JSON to ``path``, atomically."""
     text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
-    return _atomic(Path(path), lambda tmp: Path(tmp).write_text(text))
+    return atomic_write_text(path, text)
 
 
 @contextlib.contextmanager
