@@ -9,10 +9,10 @@ import math
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+
+from dualtune.utils.plotting import new_figure, save_figure
 
 REGION_COLORS = {"cot": "#b7e4b0", "direct": "#f7c6d9", "negative": "#fbeaa0"}
 PLANTED_MARKERS = {"cot": "^", "direct": "s", "negative": "v", "tie": "D", None: "o"}
@@ -22,21 +22,6 @@ def _label(row: dict) -> str:
     """Point/bar label: the subtask (or CLI ``task``); aggregates read ``<domain> (all)``."""
     name = row.get("subtask", row.get("task", "?"))
     return f"{row.get('domain', '')} (all)".strip() if name == "ALL" else str(name)
-
-
-def _new_figure(width: float, height: float):
-    """A figure bound to an Agg canvas, plus its single axes."""
-    fig = Figure(figsize=(width, height), dpi=120)
-    FigureCanvasAgg(fig)
-    return fig, fig.add_subplot(1, 1, 1)
-
-
-def _save(fig: Figure, path) -> Path:
-    """Save ``fig`` as an image at ``path`` (parents created) and return the path."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, bbox_inches="tight")
-    return out
 
 
 def _limits(values: list[float]) -> tuple[float, float]:
@@ -55,7 +40,7 @@ def plot_boundary_scatter(rows: list[dict], path, title: str | None = None) -> P
     xs = [float(r["Gain_DA"]) for r in points]
     ys = [float(r["Gain_CoT"]) for r in points]
     (x0, x1), (y0, y1) = _limits(xs), _limits(ys)
-    fig, ax = _new_figure(7.5, 6.5)
+    fig, ax = new_figure(7.5, 6.5)
 
     # Shade the regions; together they tile the plane except for their borders.
     grid = np.linspace(x0, x1, 400)
@@ -92,7 +77,7 @@ def plot_boundary_scatter(rows: list[dict], path, title: str | None = None) -> P
     ax.set_xlabel("Gain_DA (%)")
     ax.set_ylabel("Gain_CoT (%)")
     ax.set_title(title or "Thinking Boundary")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_gap_b(rows: list[dict], path) -> Path:
@@ -101,7 +86,7 @@ def plot_gap_b(rows: list[dict], path) -> Path:
         raise ValueError("plot_gap_b: no rows")
     labels = [_label(r) for r in rows]
     gaps = [float(r["GAP_B"]) for r in rows]
-    fig, ax = _new_figure(max(5.0, 0.45 * len(rows) + 2.0), 4.5)
+    fig, ax = new_figure(max(5.0, 0.45 * len(rows) + 2.0), 4.5)
     colors = ["#4c9a4c" if g > 0 else "#d0607f" if g < 0 else "grey" for g in gaps]
     ax.bar(range(len(gaps)), gaps, color=colors)
     ax.axhline(0.0, color="black", lw=0.8)
@@ -111,4 +96,4 @@ def plot_gap_b(rows: list[dict], path) -> Path:
     ax.set_title("Base-model CoT vs DA inference (positive: CoT better)")
     ax.legend(handles=[Patch(color="#4c9a4c", label="CoT better"), Patch(color="#d0607f", label="DA better")],
               fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -160,10 +160,7 @@ def write_reward_curve(rows: list[dict], out_dir: Path, window: int | None = Non
     """``reward_curve.csv`` (one row per step) and ``reward_curve.png`` (reward, its trailing moving average
     over ``window`` steps (default: a tenth of the run, at least 5), and per-mode rewards)."""
     window = window or max(5, len(rows) // 10)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from dualtune.utils.plotting import new_figure, save_figure
 
     out_dir = Path(out_dir)
     paths = {"csv": out_dir / f"{CURVE_FILE}.csv", "png": out_dir / f"{CURVE_FILE}.png"}
@@ -172,7 +169,7 @@ def write_reward_curve(rows: list[dict], out_dir: Path, window: int | None = Non
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = new_figure(6, 3.5)
     steps = [r["step"] for r in rows if "reward" in r]
     rewards = [r["reward"] for r in rows if "reward" in r]
     ax.plot(steps, rewards, color="0.7", lw=1, label="mean reward")
@@ -189,8 +186,7 @@ def write_reward_curve(rows: list[dict], out_dir: Path, window: int | None = Non
     ax.set_title("GRPO reward")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(paths["png"], dpi=120)
-    plt.close(fig)
+    save_figure(fig, paths["png"])
     return paths
 
 
