@@ -106,3 +106,13 @@ def test_registry_and_builder():
         build_reward_funcs(["nope"])
     with pytest.raises(ValueError, match="needs options"):
         build_reward_funcs(["overlong"])
+
+
+def test_accuracy_reward_uses_the_configured_numeric_metric():
+    from dualtune.training.rewards import build_reward_funcs, reward_name
+
+    # 9 vs gold 10: MRA 0.8 where the domain config says "mra", 0 under exact match.
+    funcs = build_reward_funcs(["accuracy"], {"accuracy": {"numeric_metric": {"math": "mra"}}})
+    cols = {"answer": ["10", "10"], "answer_type": ["number"] * 2, "domain": ["math", "spatial"]}
+    assert funcs[0](["<answer>9</answer>"] * 2, **cols) == [pytest.approx(0.8), 0.0]
+    assert reward_name(funcs[0]) == "accuracy"

@@ -13,6 +13,7 @@ training signal and the reported metric can never disagree.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Callable, Sequence
 
@@ -22,7 +23,8 @@ from torch import Tensor
 from dualtune.prompting.answers import cot_format_ok, score_output
 
 RewardFunc = Callable[..., list]
-MRA_DOMAINS = ("spatial",)  # numeric answers here are measurements: dense MRA instead of exact match
+# Same shape and default as ``domain.numeric_metric`` (what evaluation scores with): data domain -> "exact" | "mra".
+DEFAULT_NUMERIC_METRIC = {"spatial": "mra"}  # spatial numbers are measurements: dense MRA, not exact match
 
 
 def _column(values, name: str, size: int, default=None) -> list:
@@ -37,12 +39,13 @@ def _column(values, name: str, size: int, default=None) -> list:
 
 def accuracy_reward(completions: list[str], answer: Sequence[str], answer_type: Sequence[str],
                     options: Sequence | None = None, domain: Sequence[str] | None = None,
-                    mra_domains: Sequence[str] = MRA_DOMAINS, **_columns) -> list[float]:
+                    numeric_metric: Mapping[str, str] | None = None, **_columns) -> list[float]:
     """Score of each completion's extracted answer against the gold ``answer``, in [0, 1].
 
-    Uses the evaluation extractor/scorer (`score_output`). Numeric answers of samples whose
-    ``domain`` is in ``mra_domains`` are scored by mean relative accuracy (VSI-Bench MRA, a dense
-    reward); every other numeric answer must match exactly.
+    Uses the evaluation extractor/scorer (`score_output`) with the evaluation's per-domain numeric
+    metric: ``numeric_metric`` maps a sample's ``domain`` to "exact" (the default) or "mra" (VSI-Bench
+    mean relative accuracy, a dense reward); None means ``DEFAULT_NUMERIC_METRIC``. The GRPO recipe
+    passes ``domain.numeric_metric``, so rewards and evaluation score numbers the same way.
     """
     n = len(completions)
     answers, types = _column(answer, "answer", n), _column(answer_type, "answer_type", n)
@@ -50,7 +53,7 @@ def accuracy_reward(completions: list[str], answer: Sequence[str], answer_type: 
     domains = _column(domain, "domain", n, default="")
     rewards = []
     for text, gold, kind, opts, dom in zip(completions, answers, types, option_lists, domains):
-        metric = "mra" if kind == "number" and dom in mra_domains else "exact"
+        metric = (DEFAULT_NUMERIC_METRIC if numeric_metric is None else numeric_metric).get(dom, "exact")
         sample = {"answer": gold, "answer_type": kind, "options": list(opts or [])}
         rewards.append(float(score_output(text, sample, numeric_metric=metric)[1]))
     return rewards
@@ -115,6 +118,7 @@ REWARD_FACTORIES = ("overlong",)
 
 def reward_name(func: RewardFunc) -> str:
     """Display/log name of a reward function (its registry name, else ``__name__``)."""
+    func = getattr(func, "func", func)  # a functools.partial of a registered reward keeps its name
     for name, registered in REWARD_FUNCS.items():
         if func is registered:
             return name
@@ -125,7 +129,8 @@ def build_reward_funcs(specs: Sequence, options: dict | None = None) -> list[Rew
     """Resolve reward specs (registry names or callables) into callables.
 
     Factory entries (``"overlong"``) are built with ``options[name]`` as keyword arguments,
-    e.g. ``{"overlong": {"max_len": {"cot": 512, "direct": 16}, "cache_len": 64}}``.
+    e.g. ``{"overlong": {"max_len": {"cot": 512, "direct": 16}, "cache_len": 64}}``; plain rewards
+    get ``options[name]`` bound as keyword arguments when present (e.g. accuracy's ``numeric_metric``).
     """
     options = dict(options or {})
     funcs = []
@@ -139,6 +144,8 @@ def build_reward_funcs(specs: Sequence, options: dict | None = None) -> list[Rew
             if spec not in options:
                 raise ValueError(f"reward {spec!r} needs options[{spec!r}] (e.g. max_len, cache_len)")
             funcs.append(REWARD_FUNCS[spec](**dict(options[spec])))
+        elif options.get(spec):
+            funcs.append(functools.partial(REWARD_FUNCS[spec], **dict(options[spec])))
         else:
             funcs.append(REWARD_FUNCS[spec])
     return funcs
