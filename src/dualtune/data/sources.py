@@ -10,6 +10,8 @@ import json
 import logging
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from dualtune.schema import FEATURES, validate_rows
 
 log = logging.getLogger(__name__)
@@ -37,9 +39,11 @@ def load_domain(domain_cfg, cache_dir, seed: int = 0, strict: bool = False) -> d
         from dualtune.lab import load_lab
 
         splits = {}
+        knobs = domain_cfg.get("knobs")
+        knobs = OmegaConf.to_container(knobs) if OmegaConf.is_config(knobs) else knobs
         for dom in domain_cfg.domains:
             dd = load_lab(dom, Path(cache_dir) / "lab", n_train=int(domain_cfg.n_train_per_subtask),
-                          n_test=int(domain_cfg.n_test_per_subtask), seed=seed)
+                          n_test=int(domain_cfg.n_test_per_subtask), seed=seed, knobs=knobs)
             for split in ("train", "test"):
                 splits.setdefault(split, []).extend(dd[split])
     elif domain_cfg.source == "hf":

@@ -23,7 +23,7 @@ from dualtune.schema import FEATURES, validate_rows
 from dualtune.utils.hashing import stable_hash
 
 # Bump whenever generated content changes, so cached builds are invalidated.
-LAB_VERSION = "7"
+LAB_VERSION = "9"
 DEFAULT_N_TRAIN = 64
 DEFAULT_N_TEST = 32
 SPLITS = ("train", "test")
@@ -38,7 +38,7 @@ def generate_split(domain: str, split: str, n_per_subtask: int, seed: int,
     ``registry.resolve_knobs``); noise knobs are forced to 0 unless ``split == "train"``.
     """
     if domain == GENERIC:
-        return generic_samples(n_per_subtask * len(subtasks_for(GENERIC)), seed, split=split)
+        return generic_samples(n_per_subtask * len(subtasks_for(GENERIC)), seed, split=split, knobs=knobs)
     rows = []
     for subtask in subtasks_for(domain):
         resolved = resolve_knobs(subtask, knobs, split)

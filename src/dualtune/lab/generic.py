@@ -9,6 +9,14 @@ Every question template here is worded differently from every target template (t
 base model never sees a target question before Dual Tuning. Each sample carries an ``answer`` and
 a short ``cot`` so the training code can render it in both direct and CoT modes.
 
+Language priors and text-only input, so that the base model behaves sensibly in RAP's text-only
+condition (``conf/domain/generic.yaml`` is the CDE sanity domain): with probability
+``language_prior_rate`` (20 % in pretraining) a counting question is preceded by a note that states
+its answer ("Note: the count of red objects is 3. "); cued counts and ``generic_read_text`` /
+``generic_arithmetic`` drop their picture with probability ``text_only_rate`` (50 %), as real VLM
+pretraining mixes in text-only data. ``meta.language_prior`` marks every sample the question
+text alone answers: the cued counts, and always read-text and arithmetic samples.
+
 Generic subtasks are registered in ``registry.GENERIC_SUBTASKS`` (not ``SUBTASKS``), so they never
 appear in ``subtasks_for("all")`` or ``planted_regions()``.
 """
@@ -31,26 +39,56 @@ from dualtune.lab.registry import (
     GENERIC,
     color_choice,
     finalize,
+    flip,
     new_sample,
     plural,
     register,
+    resolve_knobs,
     sample_rng,
     subtasks_for,
 )
 
 
-def _generic(name, description, knobs=None):
-    """Register a generic subtask (domain and region "generic", no language prior)."""
-    return register(name, domain=GENERIC, region=GENERIC, description=description, knobs=knobs)
+def _generic(name, description, knobs=None, language_prior_rate=0.0):
+    """Register a generic subtask (domain and region "generic")."""
+    return register(name, domain=GENERIC, region=GENERIC, description=description, knobs=knobs,
+                    language_prior_rate=language_prior_rate)
 
 
-def _image_sample(question, answer, answer_type, cot, scene, options=None):
+def _image_sample(question, answer, answer_type, cot, scene, options=None, language_prior=False):
     """Generic sample over a single grid image."""
-    meta = {"scene": scene_to_meta(scene)}
+    meta = {"scene": scene_to_meta(scene), "language_prior": language_prior}
     return new_sample(question, answer, answer_type, cot, meta, images=[render_grid(scene)], options=options)
 
 
-@_generic("generic_count_color", "Count the objects of one color.", {"max_count": 4, "n_distractors": 3})
+def _maybe_text_only(rng, knobs, sample: dict) -> dict:
+    """With probability ``knobs["text_only_rate"]`` drop the (unrelated) picture: a text-only sample."""
+    if flip(rng, knobs["text_only_rate"]):
+        sample["images"] = []
+        sample["meta"].pop("scene", None)
+    return sample
+
+
+def _stated_answer_cue(rng, knobs, sample: dict, cue: str) -> dict:
+    """With probability ``knobs["language_prior_rate"]`` prefix ``cue`` (a note stating the answer) to the
+    question and set ``meta.language_prior``; a cued sample then drops its picture with probability
+    ``knobs["text_only_rate"]``. Drawn last, so the other draws never shift."""
+    prior = flip(rng, knobs["language_prior_rate"])
+    sample["meta"]["language_prior"] = prior
+    if prior:
+        sample["question"] = cue + sample["question"]
+        # Some cued samples come without their picture, so the note is the only source: the model
+        # learns that a stated answer is usable (a language prior), not only the picture.
+        if flip(rng, knobs["text_only_rate"]):
+            sample["images"], sample["video"] = [], []
+            sample["meta"].pop("scene", None)
+            sample["meta"].pop("frames", None)
+    return sample
+
+
+@_generic("generic_count_color", "Count the objects of one color.",
+          {"max_count": 4, "n_distractors": 3, "text_only_rate": 0.5},
+          language_prior_rate=0.2)
 def make_count_color(rng, knobs):
     """Number answer 0..max_count; the rationale lists the positions."""
     color = rng.choice(COLOR_NAMES)
@@ -60,19 +98,24 @@ def make_count_color(rng, knobs):
     positions = sorted(cell for cell, (_, c) in scene.items() if c == color)
     cot = f"{color.capitalize()} objects: {describe_positions(positions)}. Total {len(positions)}."
     question = f"Count the {color} objects in the picture."
-    return _image_sample(question, str(len(positions)), "number", cot, scene)
+    sample = _image_sample(question, str(len(positions)), "number", cot, scene)
+    return _stated_answer_cue(rng, knobs, sample, f"Note: the count of {color} objects is {len(positions)}. ")
 
 
-@_generic("generic_count_all", "Count every object in the picture.", {"max_objects": 8})
+@_generic("generic_count_all", "Count every object in the picture.", {"max_objects": 8, "text_only_rate": 0.5},
+          language_prior_rate=0.2)
 def make_count_all(rng, knobs):
     """Number answer 1..max_objects."""
     scene = random_scene(rng, rng.randint(1, knobs["max_objects"]))
     cot = f"Altogether the picture holds {plural(len(scene), 'object')}."
-    return _image_sample("What is the total number of objects in the picture?", str(len(scene)), "number",
-                         cot, scene)
+    sample = _image_sample("What is the total number of objects in the picture?", str(len(scene)), "number",
+                           cot, scene)
+    return _stated_answer_cue(rng, knobs, sample, f"Note: the picture holds {len(scene)} objects. ")
 
 
-@_generic("generic_count_shape", "Count the objects of one shape.", {"max_count": 4, "n_distractors": 3})
+@_generic("generic_count_shape", "Count the objects of one shape.",
+          {"max_count": 4, "n_distractors": 3, "text_only_rate": 0.5},
+          language_prior_rate=0.2)
 def make_count_shape(rng, knobs):
     """Number answer 0..max_count."""
     shape = rng.choice(SHAPES)
@@ -80,7 +123,8 @@ def make_count_shape(rng, knobs):
     scene = random_scene(rng, knobs["n_distractors"], shapes=[s for s in SHAPES if s != shape], scene=scene)
     count = sum(s == shape for s, _ in scene.values())
     cot = f"I see {plural(count, shape)}."
-    return _image_sample(f"Tell me how many {shape}s the picture contains.", str(count), "number", cot, scene)
+    sample = _image_sample(f"Tell me how many {shape}s the picture contains.", str(count), "number", cot, scene)
+    return _stated_answer_cue(rng, knobs, sample, f"Note: the count of {shape}s is {count}. ")
 
 
 @_generic("generic_shape_color", "Color of the only object of a given shape.", {"n_others": 4})
@@ -107,7 +151,9 @@ def make_one_color(rng, knobs):
                          scene, options)
 
 
-@_generic("generic_clip_count", "Video: count the objects of one color over every frame.", {"n_frames": 4})
+@_generic("generic_clip_count", "Video: count the objects of one color over every frame.",
+          {"n_frames": 4, "text_only_rate": 0.5},
+          language_prior_rate=0.2)
 def make_clip_count(rng, knobs):
     """Number answer 0..n_frames over independent 56x56 frames (at most one object of the color each)."""
     color = rng.choice(COLOR_NAMES)
@@ -120,12 +166,13 @@ def make_clip_count(rng, knobs):
     count = sum(c == color for scene in frames for _, c in scene.values())
     meta = {"frames": [scene_to_meta(scene) for scene in frames]}
     question = f"Watch the clip. How many {color} objects does it show across its frames?"
-    return new_sample(question, str(count), "number", f"{color.capitalize()} objects in the clip: {count}.", meta,
-                      video=render_clip(frames))
+    sample = new_sample(question, str(count), "number", f"{color.capitalize()} objects in the clip: {count}.", meta,
+                        video=render_clip(frames))
+    return _stated_answer_cue(rng, knobs, sample, f"Note: the count of {color} objects in the clip is {count}. ")
 
 
 @_generic("generic_read_text", "The answer is stated in the question text (the picture is unrelated).",
-          {"n_shapes": 4})
+          {"n_shapes": 4, "text_only_rate": 0.5})
 def make_read_text(rng, knobs):
     """Half color choices ("Note: the circle is blue. ..."), half numbers ("Note: there are 3 ...")."""
     scene = random_scene(rng, knobs["n_shapes"])
@@ -133,32 +180,38 @@ def make_read_text(rng, knobs):
     if rng.random() < 0.5:
         options, answer = color_choice(color)
         question = f"Note: the {shape} is {color}. Name the color of the {shape}."
-        return _image_sample(question, answer, "text", f"The note says {color}.", scene, options)
-    count = rng.randint(1, 12)
-    question = f"Note: the count of {color} objects is {count}. Repeat that count."
-    return _image_sample(question, str(count), "number", f"The note says {count}.", scene)
+        sample = _image_sample(question, answer, "text", f"The note says {color}.", scene, options, language_prior=True)
+    else:
+        count = rng.randint(1, 12)
+        question = f"Note: the count of {color} objects is {count}. Repeat that count."
+        sample = _image_sample(question, str(count), "number", f"The note says {count}.", scene, language_prior=True)
+    return _maybe_text_only(rng, knobs, sample)
 
 
 @_generic("generic_arithmetic", "Text-only multiplication of small numbers (the picture is unrelated).",
-          {"n_shapes": 3, "max_count": 4, "max_factor": 9})
+          {"n_shapes": 3, "max_count": 4, "max_factor": 9, "text_only_rate": 0.5})
 def make_arithmetic(rng, knobs):
     """A count-sized factor (1..max_count) times another (1..max_factor), with the worked step."""
     scene = random_scene(rng, knobs["n_shapes"])
     a, b = rng.randint(1, knobs["max_count"]), rng.randint(1, knobs["max_factor"])
-    return _image_sample(f"Work out {a} times {b}.", str(a * b), "number", f"{a} times {b} = {a * b}.", scene)
+    sample = _image_sample(f"Work out {a} times {b}.", str(a * b), "number", f"{a} times {b} = {a * b}.", scene,
+                           language_prior=True)
+    return _maybe_text_only(rng, knobs, sample)
 
 
-def generic_samples(n: int, seed: int, split: str = GENERIC) -> list[dict]:
+def generic_samples(n: int, seed: int, split: str = GENERIC, knobs: dict | None = None) -> list[dict]:
     """``n`` finalized generic samples (round-robin over generic subtasks), deterministic in ``seed``.
 
     Sample i uses subtask ``i % len(subtasks)`` and the RNG of (seed, split, subtask, i); ids are
     ``f"{subtask}-{split}-{i:05d}"`` and ``meta.planted_region == "generic"``. ``split`` only
     selects an independent stream (e.g. a held-out generic set); there is no noise to switch off.
+    ``knobs``: overrides as in ``registry.resolve_knobs`` (e.g. ``{"language_prior_rate": 0.25}``).
     """
     subtasks = subtasks_for(GENERIC)
+    resolved = {s.name: resolve_knobs(s, knobs, split) for s in subtasks}
     rows = []
     for i in range(n):
         subtask = subtasks[i % len(subtasks)]
-        sample = subtask.make(sample_rng(seed, split, subtask.name, i), dict(subtask.knobs))
+        sample = subtask.make(sample_rng(seed, split, subtask.name, i), dict(resolved[subtask.name]))
         rows.append(finalize(sample, subtask, split, i))
     return rows
