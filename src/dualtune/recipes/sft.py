@@ -23,13 +23,18 @@ log = logging.getLogger(__name__)
 
 
 def build_trainer(cfg, out_dir: Path, logger=None, max_epochs=None, max_steps=None, callbacks=()):
-    """A Lightning Trainer from ``cfg.trainer`` with a last-checkpoint callback in ``out_dir/checkpoints``."""
+    """A Lightning Trainer from ``cfg.trainer`` with a last-checkpoint callback in ``out_dir/checkpoints``.
+
+    As in TRL, ``algo.max_steps > 0`` overrides ``algo.epochs`` (the run takes exactly that many steps).
+    """
     t = cfg.trainer
+    max_steps = int(max_steps if max_steps is not None else cfg.algo.max_steps)
+    if max_epochs is None:
+        max_epochs = -1 if max_steps > 0 else cfg.algo.epochs
     ckpt = ModelCheckpoint(dirpath=str(out_dir / "checkpoints"), save_last=True, save_top_k=0)
     return L.Trainer(
         accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
-        max_epochs=max_epochs if max_epochs is not None else cfg.algo.epochs,
-        max_steps=max_steps if max_steps is not None else cfg.algo.max_steps,
+        max_epochs=max_epochs, max_steps=max_steps,
         accumulate_grad_batches=cfg.algo.get("accumulate_grad_batches", 1),
         log_every_n_steps=t.log_every_n_steps, logger=logger if logger is not None else False,
         callbacks=[ckpt, ProgressLog(every=t.get("progress_every", 25)), *callbacks],
