@@ -21,6 +21,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def base_build_stats(run_dir: Path, cache_dir: Path) -> dict | None:
+    """Build time and steps of the tiny base model that the run in ``run_dir`` used (None for other models);
+    ``cache_dir`` is the run's ``$DUALTUNE_CACHE`` (the saved config holds the unresolved interpolation)."""
+    from omegaconf import OmegaConf
+
+    from dualtune.models.base import tiny_base_dir
+
+    cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    if cfg.model.get("path") or "tiny" not in cfg.model:
+        return None
+    base = tiny_base_dir(cfg.model, cache_dir)
+    stats = base / "dualtune_pretrain.json"
+    return {**json.loads(stats.read_text()), "dir": base.name} if stats.is_file() else None
+
+
 def main(argv=None) -> int:
     """Run train.py in a subprocess, then print its stage timings, the base-model build time and the total."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,10 +58,10 @@ def main(argv=None) -> int:
     print(f"cpu cores: {os.cpu_count()}  torch threads: {os.environ.get('OMP_NUM_THREADS', 'default')}")
     for stage, secs in timings.items():
         print(f"  {stage:<40s} {secs:8.1f} s")
-    cache = Path(env.get("DUALTUNE_CACHE", Path.home() / ".cache/dualtune"))
-    for stats in sorted(cache.glob("models/tiny-*/dualtune_pretrain.json")):
-        info = json.loads(stats.read_text())
-        print(f"  tiny base build (cached, once): {info['build_seconds']:.1f} s, {info['steps']} steps ({stats.parent.name})")
+    stats = base_build_stats(run_dir, Path(env.get("DUALTUNE_CACHE", Path.home() / ".cache/dualtune")))
+    if stats:
+        print(f"  tiny base build (cached, once): {stats['build_seconds']:.1f} s, {stats['steps']} steps "
+              f"({stats['dir']})")
     print(f"main job total wall time: {total:.1f} s (target <= 600 s); outputs in {run_dir}")
     report = json.loads((run_dir / "thinking_boundary.json").read_text())
     hits = [r for r in report["subtasks"] if r.get("planted_region")]
