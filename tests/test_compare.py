@@ -18,6 +18,10 @@ def _run_dir(path, n_kept=None, steps=7, scoring_s=None):
     if n_kept is not None:
         cost = {"scoring": {"total": {"wall_s": scoring_s, "generated_tokens": 10}}}
         (path / "selection.json").write_text(json.dumps({"n_kept": n_kept, "cost": cost}))
+    else:  # selection=full: the size comes from the curation manifest
+        (path / "curation").mkdir()
+        routes = {"reasoning": ["a", "b"], "direct": ["c"], "drop": []}
+        (path / "curation" / "manifest.json").write_text(json.dumps({"routes": routes}))
     (path / "checkpoints").mkdir()
     torch.save({"global_step": steps}, path / "checkpoints" / "last.ckpt")
     return path
@@ -30,10 +34,10 @@ def test_run_summary_reads_the_pooled_row_steps_and_costs(tmp_path):
 
 
 def test_cli_prints_one_row_per_run(tmp_path, capsys):
-    _run_dir(tmp_path / "full", n_kept=320, steps=160)
+    _run_dir(tmp_path / "full", steps=160)
     _run_dir(tmp_path / "rand", n_kept=17, steps=9, scoring_s=None)
     table = main([f"full={tmp_path / 'full'}", f"random={tmp_path / 'rand'}"])
     lines = table.splitlines()
     assert len(lines) == 4 and lines[0].startswith("| run | train samples | SFT steps")
-    assert lines[2] == "| full | 320 | 160 | 42.50 | — | 11.00 | 6.00 | 61.50 | 71.25 |"
+    assert lines[2] == "| full | 3 | 160 | 42.50 | — | 11.00 | 6.00 | 61.50 | 71.25 |"
     assert capsys.readouterr().out.strip() == table

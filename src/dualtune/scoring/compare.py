@@ -4,7 +4,8 @@
 
 Each run dir is a `python train.py selection=...` run: it holds ``thinking_boundary.json`` (base and
 tuned accuracies in both modes), ``timings.json`` (stage wall times), ``selection.json`` (kept count
-and scoring cost; absent for ``selection=full``) and ``checkpoints/last.ckpt`` (optimizer steps).
+and scoring cost; absent for ``selection=full``, whose size comes from ``curation/manifest.json``) and
+``checkpoints/last.ckpt`` (optimizer steps).
 The table reports, per run, the aggregate row of the boundary report (pooled over the domain's items).
 """
 
@@ -44,7 +45,10 @@ def run_summary(name: str, run_dir) -> dict:
     selection = _read_json(run_dir / "selection.json")
     sft_wall = next((v for k, v in timings.items() if k.startswith(("sft", "grpo", "fit"))), None)
     scoring = (selection or {}).get("cost", {}).get("scoring", {}).get("total", {}).get("wall_s")
-    n_train = selection["n_kept"] if selection else report["config"].get("n_train")
+    # selection=full writes no selection.json; its curation manifest routes every training id.
+    manifest = _read_json(run_dir / "curation" / "manifest.json") or {}
+    n_routed = sum(len(ids) for ids in manifest.get("routes", {}).values()) or None
+    n_train = selection["n_kept"] if selection else n_routed
     return {"run": name, "train samples": n_train, "SFT steps": optimizer_steps(run_dir), "SFT wall s": sft_wall,
             "scoring wall s": scoring, **{k: overall[k] for k in ("B_S", "B_L", "DT_S", "DT_L")}}
 
