@@ -1,4 +1,5 @@
-"""Hand-computed checks for dualtune.training.grpo_math (advantages, losses, KL, log-probs)."""
+"""Hand-computed checks for dualtune.training.grpo_math (advantages, losses, KL, log-probs) and
+grpo_metrics (per-rollout metrics)."""
 
 import math
 
@@ -12,6 +13,7 @@ from dualtune.training.grpo_math import (
     reward_stats,
     token_logprobs,
 )
+from dualtune.training.grpo_metrics import completion_rows, nan_mean_std, rollout_metrics
 
 EPS = 1e-6
 ATOL = 1e-6
@@ -245,3 +247,27 @@ def test_token_logprobs_hand_and_manual():
     torch.testing.assert_close(got_bf16, manual, atol=5e-2, rtol=0)
     with pytest.raises(ValueError):
         token_logprobs(logits, labels[:, :4])
+
+
+def test_rollout_metrics_hand_computed():
+    nan = float("nan")
+    # Two groups of G=2, dual mode: rows 0-1 cot, rows 2-3 direct; format is not applicable to direct rows.
+    rollout = {
+        "results": [{"completion_ids": [1] * n, "truncated": t, "mode": m, "sample_id": i // 2,
+                     "completion_text": "x" * n} for i, (n, t, m) in
+                    enumerate([(4, False, "cot"), (8, True, "cot"), (2, False, "direct"), (2, False, "direct")])],
+        "per_func": torch.tensor([[1.0, 1.0], [0.0, 0.0], [1.0, nan], [1.0, nan]]),
+        "total": torch.tensor([2.0, 0.0, 1.0, 1.0]), "advantages": torch.tensor([0.7071, -0.7071, 0.0, 0.0]),
+        "rows": torch.tensor([0, 1])}
+    metrics = rollout_metrics(rollout, ["accuracy", "format"], num_generations=2, dynamic_filter=True, dual=True)
+    assert metrics["reward"] == pytest.approx(1.0) and metrics["frac_reward_zero_std"] == pytest.approx(0.5)
+    assert metrics["rewards/accuracy/mean"] == pytest.approx(0.75)  # (1 + 0 + 1 + 1) / 4
+    assert metrics["rewards/format/mean"] == pytest.approx(0.5)  # NaN rows skipped: (1 + 0) / 2
+    assert metrics["rewards/format/std"] == pytest.approx(math.sqrt(0.5))  # unbiased std of {1, 0}
+    assert metrics["completions/mean_length"] == 4.0 and metrics["completions/clipped_ratio"] == 0.25
+    assert metrics["completions/mean_terminated_length"] == pytest.approx(8 / 3)  # (4 + 2 + 2) / 3
+    assert metrics["frac_groups_filtered"] == 0.5  # 2 of 4 rows kept
+    assert metrics["modes/cot/reward"] == 1.0 and metrics["modes/direct/mean_length"] == 2.0
+    assert nan_mean_std(torch.tensor([nan, nan])) is None and nan_mean_std(torch.tensor([3.0])) == (3.0, 0.0)
+    columns, rows = completion_rows(rollout, ["accuracy", "format"], step=7, max_rows=1, max_chars=2)
+    assert columns[-2:] == ["reward", "advantage"] and rows == [[7, "0", "cot", "xx", 1.0, 1.0, 2.0, 0.707]]

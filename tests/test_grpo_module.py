@@ -209,6 +209,29 @@ def test_grpo_fit_manual_optimization_mu2(checkpoint, processor):
     assert_changed_and_logged(trainer, module, before, ("frac_groups_filtered",))
 
 
+def test_vision_tower_trains_at_scaled_lr(checkpoint, processor):
+    from dualtune.recipes.grpo import build_grpo_module
+    from tests.conftest import compose
+
+    model = make_model(checkpoint)
+    # The recipe passes conf/algo/grpo.yaml's vision_lr_scale (0.1, as SFT) to the module.
+    cfg = compose("train", ["algo=grpo", "mode=direct"])
+    assert build_grpo_module(cfg, cfg.algo, model, processor).hparams.vision_lr_scale == 0.1
+    module = GRPOModule(model, processor, num_generations=2, mode="direct", max_new_tokens=4,
+                        reward_funcs=[char_reward], lr=1e-2, vision_lr_scale=0.1, max_grad_norm=None)
+    before = trainable(model)
+    trainer = fit(module, max_steps=1)
+    groups = trainer.optimizers[0].param_groups
+    vision_names = [n for n in before if "visual." in n]
+    assert vision_names and [g["lr"] for g in groups] == pytest.approx([1e-2, 1e-3])
+    assert len(groups[1]["params"]) == len(vision_names) and len(groups[0]["params"]) == len(before) - len(vision_names)
+    # AdamW's first step moves every parameter with a non-zero gradient by ~lr: 1e-2 (LM), 1e-3 (vision).
+    after = dict(model.named_parameters())
+    step = {n: (after[n] - before[n]).abs().max().item() for n in before}
+    assert max(step[n] for n in vision_names) == pytest.approx(1e-3, rel=1e-2)
+    assert max(v for n, v in step.items() if n not in vision_names) == pytest.approx(1e-2, rel=1e-2)
+
+
 def test_all_groups_filtered_means_no_update(checkpoint, processor):
     model = make_model(checkpoint)
     constant = lambda completions, **_: [1.0] * len(completions)  # noqa: E731 - zero-std groups only

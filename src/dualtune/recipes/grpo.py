@@ -204,7 +204,8 @@ def build_grpo_module(cfg, algo, model, processor, ref_model=None) -> GRPOModule
         generation_micro_batch_size=int(algo.generation_micro_batch_size),
         train_micro_batch_size=algo.train_micro_batch_size, lr=float(algo.lr),
         weight_decay=float(algo.weight_decay), warmup_ratio=float(algo.warmup_ratio), scheduler=algo.scheduler,
-        max_grad_norm=algo.max_grad_norm, log_completions_every=int(algo.log_completions_every),
+        vision_lr_scale=float(algo.get("vision_lr_scale", 1.0)), max_grad_norm=algo.max_grad_norm,
+        log_completions_every=int(algo.log_completions_every),
         log_completions_rows=int(algo.log_completions_rows),
         templates=OmegaConf.to_container(cfg.mode.templates, resolve=True),
         gradient_checkpointing=bool(algo.gradient_checkpointing))

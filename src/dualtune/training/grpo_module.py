@@ -13,6 +13,7 @@ then a train-mode re-scoring of prompt + completion (same images) and the clippe
 * ``mode="dual"``: prompts alternate between cot and direct groups by a running prompt counter
   (prompt number n, counted across the whole run, uses cot iff n is even), so both modes get half
   the groups whatever the batch size; a group never mixes modes.
+* The vision tower (``vision_patterns``) trains at ``lr * vision_lr_scale``, as in SFT.
 * ``beta > 0`` needs a reference: ``ref_model`` (frozen) or, for a peft model, the same model with
   its adapters disabled.
 
@@ -27,11 +28,11 @@ from collections.abc import Mapping
 import lightning as L
 import torch
 
-from dualtune.training.grpo_math import (
-    ESTIMATORS, LOSS_TYPES, SCALES, group_advantages, kl_k3, policy_loss, reward_stats)
+from dualtune.training.grpo_math import ESTIMATORS, LOSS_TYPES, SCALES, group_advantages, kl_k3, policy_loss
+from dualtune.training.grpo_metrics import completion_rows, print_completions, rollout_metrics
 from dualtune.training.rewards import build_reward_funcs, combine_rewards, reward_name
 from dualtune.training.rollout import build_policy_batch, completion_logprobs, generate_completions
-from dualtune.training.schedules import build_optimizer_and_scheduler
+from dualtune.training.schedules import build_optimizer_and_scheduler, param_groups
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_NEW_TOKENS = {"cot": 512, "direct": 32}
@@ -55,14 +56,6 @@ def kept_group_rows(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
     return torch.nonzero(informative.repeat_interleave(group_size)).flatten()
 
 
-def _nan_stats(values: torch.Tensor) -> tuple[float, float] | None:
-    """(mean, std) over the non-NaN entries, or None when there are none."""
-    values = values[~torch.isnan(values)]
-    if values.numel() == 0:
-        return None
-    return values.mean().item(), (values.std().item() if values.numel() > 1 else 0.0)
-
-
 class GRPOModule(L.LightningModule):
     """Group Relative Policy Optimization for a VLM (injected ``model`` + ``processor``)."""
 
@@ -74,6 +67,7 @@ class GRPOModule(L.LightningModule):
                  dynamic_filter: bool = False, generation_micro_batch_size: int = 16,
                  train_micro_batch_size: int | None = None, lr: float = 1e-6, weight_decay: float = 0.0,
                  warmup_ratio: float = 0.0, scheduler: str = "constant", max_grad_norm: float | None = 1.0,
+                 vision_lr_scale: float = 1.0, vision_patterns: tuple = ("visual.",),
                  log_completions_every: int = 0, log_completions_rows: int = 8, templates=None,
                  gradient_checkpointing: bool = False, metric_prefix: str = ""):
         super().__init__()
@@ -251,14 +245,15 @@ class GRPOModule(L.LightningModule):
                                 gradient_clip_algorithm=gradient_clip_algorithm or "norm")
 
     def configure_optimizers(self):
-        """AdamW over the policy's trainable parameters with warmup + cosine/constant schedule."""
+        """AdamW over the policy's trainable parameters (vision tower at ``lr * vision_lr_scale``) with
+        warmup + cosine/constant schedule."""
         total = self.trainer.estimated_stepping_batches
         if not self.automatic_optimization and self.trainer.max_steps == -1:
             total = total * self.hparams.mu  # epoch-based runs: mu optimizer steps per batch
+        hp = self.hparams
         return build_optimizer_and_scheduler(
-            [p for p in self.model.parameters() if p.requires_grad], lr=self.hparams.lr,
-            weight_decay=self.hparams.weight_decay, warmup_ratio=self.hparams.warmup_ratio,
-            total_steps=total, scheduler=self.hparams.scheduler)
+            param_groups(self.model, hp.lr, hp.vision_lr_scale, tuple(hp.vision_patterns)), lr=hp.lr,
+            weight_decay=hp.weight_decay, warmup_ratio=hp.warmup_ratio, total_steps=total, scheduler=hp.scheduler)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Keep the dual-mode counter; drop the frozen reference weights (rebuilt from its source)."""
@@ -277,28 +272,10 @@ class GRPOModule(L.LightningModule):
     # ----- logging ----------------------------------------------------------------------------------
     def _log_rollout(self, rollout: dict, loss: torch.Tensor, stats: dict, batch_size: int) -> None:
         """Log TRL-named metrics and, every ``log_completions_every`` rollouts, a completions table."""
-        hp, results = self.hparams, rollout["results"]
-        metrics = reward_stats(rollout["total"], hp.num_generations)
-        for name, column in zip(self.reward_names, rollout["per_func"].T):
-            summary = _nan_stats(column)
-            if summary is not None:
-                metrics[f"rewards/{name}/mean"], metrics[f"rewards/{name}/std"] = summary
-        lengths = torch.tensor([len(r["completion_ids"]) for r in results], dtype=torch.float32)
-        truncated = torch.tensor([r["truncated"] for r in results])
-        metrics.update({
-            "completions/mean_length": lengths.mean().item(), "completions/min_length": lengths.min().item(),
-            "completions/max_length": lengths.max().item(),
-            "completions/clipped_ratio": truncated.float().mean().item(),
-            "completions/mean_terminated_length": lengths[~truncated].mean().item() if (~truncated).any() else 0.0,
-            "loss": loss.detach().item(), **stats})
-        if hp.dynamic_filter:
-            metrics["frac_groups_filtered"] = 1.0 - len(rollout["rows"]) / len(results)
-        if hp.mode == "dual":
-            for mode in ("cot", "direct"):
-                picked = torch.tensor([r["mode"] == mode for r in results])
-                if picked.any():
-                    metrics[f"modes/{mode}/reward"] = rollout["total"][picked].mean().item()
-                    metrics[f"modes/{mode}/mean_length"] = lengths[picked].mean().item()
+        hp = self.hparams
+        metrics = rollout_metrics(rollout, self.reward_names, hp.num_generations, hp.dynamic_filter,
+                                  dual=hp.mode == "dual")
+        metrics.update({"loss": loss.detach().item(), **stats})
         reward = metrics.pop("reward")
         prefixed = {f"{hp.metric_prefix}{k}": float(v) for k, v in metrics.items()}
         self.log_dict(prefixed, on_step=True, on_epoch=False, batch_size=batch_size)
@@ -309,24 +286,12 @@ class GRPOModule(L.LightningModule):
 
     def _log_completions(self, rollout: dict) -> None:
         """Keep, print (rich) and send to table-capable loggers a few completions with their rewards."""
-        columns = ["step", "sample_id", "mode", "completion", *self.reward_names, "reward", "advantage"]
-        rows = []
-        for i, result in enumerate(rollout["results"][: self.hparams.log_completions_rows]):
-            scores = [round(float(v), 3) for v in rollout["per_func"][i]]
-            rows.append([self.global_step, str(result["sample_id"]), result["mode"], result["completion_text"][:500],
-                         *scores, round(float(rollout["total"][i]), 3), round(float(rollout["advantages"][i]), 3)])
+        columns, rows = completion_rows(rollout, self.reward_names, self.global_step,
+                                        self.hparams.log_completions_rows)
         self.last_completions = [dict(zip(columns, row)) for row in rows]
         if not self.trainer.is_global_zero:
             return
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=f"GRPO completions (step {self.global_step})")
-        for name in columns:
-            table.add_column(name)
-        for row in rows:
-            table.add_row(*[str(v) for v in row])
-        Console().print(table)
+        print_completions(columns, rows, title=f"GRPO completions (step {self.global_step})")
         for logger in self.loggers:
             method = getattr(logger, "log_table", None) or getattr(logger, "log_text", None)
             if method is not None:
