@@ -62,7 +62,7 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> str:
-    """CLI: ``name=run_dir`` pairs in; the markdown table out (printed and returned)."""
+    """CLI: ``name=run_dir`` pairs in (a name holds no "="); the markdown table out (printed and returned)."""
     pairs = [arg.split("=", 1) for arg in (sys.argv[1:] if argv is None else argv)]
     if not pairs or any(len(p) != 2 for p in pairs):
         raise SystemExit("usage: python -m dualtune.scoring.compare name=<train run dir> [name=<dir> ...]")
