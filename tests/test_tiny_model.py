@@ -103,3 +103,17 @@ def test_vision_tower_gets_scaled_learning_rate(ckpt):
     n_vision = sum(p.numel() for n, p in model.named_parameters() if n.startswith("model.visual."))
     assert sum(p.numel() for p in groups[1]["params"]) == n_vision
     assert sum(p.numel() for g in groups for p in g["params"]) == sum(p.numel() for p in model.parameters())
+
+
+def test_base_cache_key_follows_the_generic_mixture_content(tmp_path, monkeypatch):
+    from dualtune.lab.registry import GENERIC_SUBTASKS
+    from dualtune.models.base import tiny_base_dir
+    from tests.conftest import compose
+
+    cfg = compose("train", [f"cache_dir={tmp_path}"])
+    before = tiny_base_dir(cfg.model, tmp_path)
+    assert before == tiny_base_dir(cfg.model, tmp_path) and before.parent == tmp_path / "models"
+    # Changing what the mixture generates (here one knob) must name another base, LAB_VERSION unchanged.
+    knobs = GENERIC_SUBTASKS["generic_count_all"].knobs
+    monkeypatch.setitem(knobs, "language_prior_rate", knobs["language_prior_rate"] + 0.3)
+    assert tiny_base_dir(cfg.model, tmp_path) != before

@@ -23,11 +23,24 @@ log = logging.getLogger(__name__)
 TINY_VERSION = 2
 
 
+def generic_mixture_digest(seed: int = 0, n: int = 128) -> str:
+    """Digest of the generic pretraining mixture's content: the text and picture counts of its first ``n``
+    samples plus every generic subtask's knobs. Part of the base cache key, so an edit to the mixture
+    rebuilds the base model even when ``LAB_VERSION`` was not bumped."""
+    from dualtune.lab import generic_samples, subtasks_for
+
+    rows = [(r["question"], r["answer"], r["cot"], r["options"], len(r["images"]), len(r["video"]))
+            for r in generic_samples(n, seed=seed)]
+    return stable_hash({"rows": rows, "knobs": {s.name: s.knobs for s in subtasks_for("generic")}})
+
+
 def tiny_base_dir(model_cfg, cache_dir) -> Path:
-    """Cache location of the tiny base model for this config (hash of sizes, recipe and lab version)."""
+    """Cache location of the tiny base model for this config (hash of sizes, recipe, lab version and the
+    generic mixture's content)."""
     from dualtune.lab import LAB_VERSION
 
-    key = stable_hash({"tiny": model_cfg.tiny, "pretrain": model_cfg.pretrain, "v": TINY_VERSION, "lab": LAB_VERSION})
+    key = stable_hash({"tiny": model_cfg.tiny, "pretrain": model_cfg.pretrain, "v": TINY_VERSION, "lab": LAB_VERSION,
+                       "generic": generic_mixture_digest(int(model_cfg.pretrain.seed))})
     return Path(cache_dir) / "models" / f"tiny-{key}"
 
 
