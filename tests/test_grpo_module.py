@@ -174,6 +174,16 @@ def test_grpo_fit_each_mode(checkpoint, processor, mode):
         assert [r["mode"] for r in rows] == ["cot", "cot", "direct", "direct"]
 
 
+def test_curated_rows_roll_out_in_their_route_mode(checkpoint, processor):
+    # selection=boundary marks rows with train_mode; it wins over mode=direct and over the dual alternation.
+    rows = [dict(samples()[0], train_mode="cot"), samples()[1], dict(samples()[2], train_mode="direct")]
+    for mode, expected in (("direct", ["cot", "direct", "direct"]), ("dual", ["cot", "direct", "direct"])):
+        module = GRPOModule(make_model(checkpoint), processor, num_generations=2, mode=mode,
+                            max_new_tokens={"cot": 6, "direct": 3}, reward_funcs=["accuracy"])
+        results = module._rollout(rows)["results"]
+        assert [r["mode"] for r in results] == [m for m in expected for _ in range(2)]
+
+
 def test_grpo_fit_lora(checkpoint, processor):
     model = make_model(checkpoint, lora=True)
     module = GRPOModule(model, processor, num_generations=2, mode="cot", max_new_tokens=8, loss_type="grpo",

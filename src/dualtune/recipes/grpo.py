@@ -77,7 +77,7 @@ def filter_overlong_prompts(processor, rows, modes, templates, budget, max_lengt
     kept, skipped = [], 0
     for row in rows:
         try:
-            for mode in modes:
+            for mode in ((row["train_mode"],) if row.get("train_mode") else modes):  # curated rows: their mode
                 encode_generation_batch(processor, [row], mode, templates, max_length=int(max_length) - budget[mode])
         except OverlongError:
             if on_overlong == "raise":

@@ -12,7 +12,8 @@ then a train-mode re-scoring of prompt + completion (same images) and the clippe
   modes (a Trainer ``gradient_clip_val`` overrides it, but Lightning rejects that one when mu > 1).
 * ``mode="dual"``: prompts alternate between cot and direct groups by a running prompt counter
   (prompt number n, counted across the whole run, uses cot iff n is even), so both modes get half
-  the groups whatever the batch size; a group never mixes modes.
+  the groups whatever the batch size; a group never mixes modes. A row's ``train_mode`` (set by
+  ``selection=boundary``) overrides the configured or alternating mode.
 * The vision tower (``vision_patterns``) trains at ``lr * vision_lr_scale``, as in SFT.
 * ``beta > 0`` needs a reference: ``ref_model`` (frozen) or, for a peft model, the same model with
   its adapters disabled.
@@ -112,6 +113,8 @@ class GRPOModule(L.LightningModule):
         """Generate G completions per sample, score them and build the (chunked) training batches."""
         hp = self.hparams
         modes = dual_modes(self.prompts_seen, len(samples)) if hp.mode == "dual" else [hp.mode] * len(samples)
+        # A curated row (selection=boundary: route reasoning -> cot, direct -> direct) keeps its route's mode.
+        modes = [sample.get("train_mode") or mode for sample, mode in zip(samples, modes)]
         self.prompts_seen += len(samples)
         results = generate_completions(
             self.model, self.processor, samples, modes, hp.num_generations, self.max_new_tokens, hp.temperature,
