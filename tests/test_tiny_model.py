@@ -117,3 +117,22 @@ def test_base_cache_key_follows_the_generic_mixture_content(tmp_path, monkeypatc
     knobs = GENERIC_SUBTASKS["generic_count_all"].knobs
     monkeypatch.setitem(knobs, "language_prior_rate", knobs["language_prior_rate"] + 0.3)
     assert tiny_base_dir(cfg.model, tmp_path) != before
+
+
+def test_hub_id_fingerprint_follows_the_cached_revision(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    repo = tmp_path / "models--org--tiny-vl"
+    assert model_fingerprint("org/tiny-vl") == model_fingerprint("org/tiny-vl")  # not downloaded: the id
+    not_downloaded = model_fingerprint("org/tiny-vl")
+    for commit, hidden in (("a" * 40, 64), ("b" * 40, 96)):  # the hub cache layout: refs/main -> snapshots/<sha>
+        snapshot = repo / "snapshots" / commit
+        snapshot.mkdir(parents=True)
+        (snapshot / "config.json").write_text(f'{{"hidden_size": {hidden}}}')
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / "main").write_text(commit)
+        if commit.startswith("a"):
+            first = model_fingerprint("org/tiny-vl")
+            assert first != not_downloaded and first == model_fingerprint(snapshot)
+    assert model_fingerprint("org/tiny-vl") not in (first, not_downloaded)  # a new revision, a new fingerprint

@@ -88,9 +88,23 @@ def load_model(path: str, model_cfg, for_training: bool = True):
     return model
 
 
+def hub_snapshot_dir(repo_id: str) -> Path | None:
+    """The local snapshot dir of a hub id's current revision in the HF cache (None if not downloaded)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        config = try_to_load_from_cache(repo_id, "config.json")
+    except ValueError:  # not a valid repo id (e.g. a local path that does not exist)
+        return None
+    return Path(config).parent if isinstance(config, str) else None
+
+
 def model_fingerprint(path: str | Path) -> str:
-    """A short hash identifying a checkpoint: file sizes + config for local dirs, the id for hub names."""
+    """A short hash identifying a checkpoint: file sizes + config for local dirs; for a hub id, its cached
+    snapshot (so a new revision of the same id gets a new fingerprint), or the id when not downloaded."""
     path_obj = Path(str(path))
+    if not path_obj.is_dir():
+        path_obj = hub_snapshot_dir(str(path)) or path_obj
     h = hashlib.sha256()
     if path_obj.is_dir():
         for f in sorted(path_obj.rglob("*")):
