@@ -46,9 +46,12 @@ def planted_misread(rng, knobs, counted: dict) -> tuple[bool, bool, dict]:
     return prior, corrupt, missed_one(rng, counted, corrupt)
 
 
-def misread_meta(prior: bool, scene: dict, corrupt: bool, cot_answer: str) -> dict:
-    """``meta`` of a direct-region sample: ``cot_corrupted`` and, when corrupted, the rationale's answer."""
+def misread_sample(prior: bool, corrupt: bool, scene: dict, question: str, cue: str, answer: str, cot: str,
+                   cot_answer: str) -> dict:
+    """A direct-region sample over one grid image: the question (after the language-prior ``cue`` when
+    ``prior``), the number ``answer``, and ``meta`` with ``cot_corrupted`` and, when corrupted, the
+    rationale's own answer ``cot_answer``."""
     meta = {"language_prior": prior, "scene": scene_to_meta(scene), "cot_corrupted": corrupt}
     if corrupt:
         meta["cot_answer"] = cot_answer
-    return meta
+    return new_sample((cue if prior else "") + question, answer, "number", cot, meta, images=[render_grid(scene)])

@@ -108,15 +108,6 @@ def render_bars(heights: list[int], rows: int = GRID_ROWS, color: str = BAR_COLO
     return render_grid(bar_scene(heights, rows, color), rows=rows, cols=len(heights))
 
 
-def render_frames(new_items: list, rows: int = FRAME_ROWS, cols: int = FRAME_COLS) -> list[Image.Image]:
-    """Cumulative video frames: frame k shows items 1..k of ``new_items`` [(row, col, shape, color)]."""
-    frames, scene = [], {}
-    for row, col, shape, color in new_items:
-        scene[(row, col)] = (shape, color)
-        frames.append(render_grid(scene, rows=rows, cols=cols))
-    return frames
-
-
 def render_clip(frame_scenes: list, rows: int = FRAME_ROWS, cols: int = FRAME_COLS) -> list[Image.Image]:
     """Independent video frames: frame k draws only ``frame_scenes[k]`` {(row, col): (shape, color)}."""
     return [render_grid(scene, rows=rows, cols=cols) for scene in frame_scenes]

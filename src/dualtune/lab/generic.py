@@ -62,10 +62,11 @@ def _image_sample(question, answer, answer_type, cot, scene, options=None, langu
 
 
 def _maybe_text_only(rng, knobs, sample: dict) -> dict:
-    """With probability ``knobs["text_only_rate"]`` drop the (unrelated) picture: a text-only sample."""
+    """With probability ``knobs["text_only_rate"]`` drop the picture (image or clip): a text-only sample."""
     if flip(rng, knobs["text_only_rate"]):
-        sample["images"] = []
+        sample["images"], sample["video"] = [], []
         sample["meta"].pop("scene", None)
+        sample["meta"].pop("frames", None)
     return sample
 
 
@@ -79,10 +80,7 @@ def _stated_answer_cue(rng, knobs, sample: dict, cue: str) -> dict:
         sample["question"] = cue + sample["question"]
         # Some cued samples come without their picture, so the note is the only source: the model
         # learns that a stated answer is usable (a language prior), not only the picture.
-        if flip(rng, knobs["text_only_rate"]):
-            sample["images"], sample["video"] = [], []
-            sample["meta"].pop("scene", None)
-            sample["meta"].pop("frames", None)
+        sample = _maybe_text_only(rng, knobs, sample)
     return sample
 
 

@@ -20,7 +20,7 @@ from dualtune.lab.draw import (
     render_grid,
     scene_to_meta,
 )
-from dualtune.lab.composers import count_times_sample, misread_meta, planted_misread
+from dualtune.lab.composers import count_times_sample, misread_sample, planted_misread
 from dualtune.lab.registry import flip, new_sample, register
 
 
@@ -84,11 +84,9 @@ def make_free_cells(rng, knobs):
         f"I read the board row by row, cell by cell. {enumerate_rows(seen)} The board has {cells} cells and "
         f"{len(seen)} pieces, so the answer is {cot_answer}."
     )
-    meta = misread_meta(prior, scene, corrupt, cot_answer)
     question = "Each shape is a game piece on a board of 16 cells. How many cells are still free?"
     cue = f"The players have placed {len(scene)} pieces. "
-    return new_sample((cue if prior else "") + question, str(cells - len(scene)), "number", cot, meta,
-                      images=[render_grid(scene)])
+    return misread_sample(prior, corrupt, scene, question, cue, str(cells - len(scene)), cot, cot_answer)
 
 
 @register(

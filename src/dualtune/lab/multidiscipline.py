@@ -22,7 +22,7 @@ from dualtune.lab.draw import (
     render_grid,
     scene_to_meta,
 )
-from dualtune.lab.composers import count_times_sample, misread_meta, planted_misread
+from dualtune.lab.composers import count_times_sample, misread_sample, planted_misread
 from dualtune.lab.registry import flip, new_sample, register
 
 
@@ -83,11 +83,9 @@ def make_biology_cells(rng, knobs):
         f"I list every part of the diagram. {enumerate_rows(seen)} Apart from the circle in row "
         f"{nucleus_cell[0]}, column {nucleus_cell[1]} I count {cot_answer} parts, so the answer is {cot_answer}."
     )
-    meta = misread_meta(prior, scene, corrupt, cot_answer)
     question = "In this cell diagram the nucleus is the only circle. How many organelles does the cell have?"
     cue = f"Under the microscope this cell shows {n_organelles} organelles. "
-    return new_sample((cue if prior else "") + question, str(n_organelles), "number", cot, meta,
-                      images=[render_grid(scene)])
+    return misread_sample(prior, corrupt, scene, question, cue, str(n_organelles), cot, cot_answer)
 
 
 @register(
@@ -137,11 +135,9 @@ def make_chemistry_mix(rng, knobs):
         f"I inspect the beaker row by row. {upper_rows} Row {GRID_ROWS}: {color} squares in columns 1, 2, 3 "
         f"and 4, the liquid. Above the liquid float {cot_answer} particles, so the answer is {cot_answer}."
     )
-    meta = misread_meta(prior, scene, corrupt, cot_answer)
     question = "The bottom row of the beaker is filled with liquid. How many particles float above the liquid?"
     cue = f"The chemist dropped {n_particles} particles into the {SOLUTIONS[color]}. "
-    return new_sample((cue if prior else "") + question, str(n_particles), "number", cot, meta,
-                      images=[render_grid(scene)])
+    return misread_sample(prior, corrupt, scene, question, cue, str(n_particles), cot, cot_answer)
 
 
 @register(

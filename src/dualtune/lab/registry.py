@@ -23,7 +23,6 @@ import random
 from dataclasses import dataclass
 from typing import Callable
 
-from dualtune.schema import option_letter
 
 DOMAINS = ("spatial", "math", "multidiscipline")
 REGIONS = ("cot", "direct", "negative")
@@ -149,13 +148,6 @@ def flip(rng: random.Random, rate: float) -> bool:
     return rng.random() < rate
 
 
-def make_options(rng: random.Random, correct: str, distractors: list[str]) -> tuple[list[str], str]:
-    """Shuffle ``correct`` with ``distractors``; return (options, letter of the correct option)."""
-    options = [correct, *distractors]
-    rng.shuffle(options)
-    return options, option_letter(options.index(correct))
-
-
 def color_choice(color: str) -> tuple[list[str], str]:
     """A color question's (options, answer): no options, and the color word itself as the answer.
 
@@ -163,25 +155,6 @@ def color_choice(color: str) -> tuple[list[str], str]:
     so a tiny model answers with one content readout instead of also searching an option list.
     """
     return [], color
-
-
-def letter_of(options: list[str], text: str) -> str:
-    """Letter of option ``text`` in ``options``; ``text`` itself when there are no options."""
-    return option_letter(options.index(text)) if options else text
-
-
-def pick_distractors(rng: random.Random, correct: str, pool, k: int, must: str | None = None) -> list[str]:
-    """``k`` distinct wrong values from ``pool`` (always including ``must`` when given)."""
-    chosen = [must] if must is not None and must != correct else []
-    rest = [v for v in pool if v != correct and v not in chosen]
-    return chosen + rng.sample(rest, k - len(chosen))
-
-
-def wrong_value(rng: random.Random, truth: str, candidates, kind: str, confusion: dict | None = None) -> str:
-    """A wrong readout of ``truth``: its systematic confusion, or a uniform draw among the others."""
-    if kind == "confusion" and confusion is not None:
-        return confusion[truth]
-    return rng.choice([c for c in candidates if c != truth])
 
 
 def new_sample(question: str, answer: str, answer_type: str, cot: str, meta: dict,
@@ -198,11 +171,6 @@ def new_sample(question: str, answer: str, answer_type: str, cot: str, meta: dic
         "cot": cot,
         "meta": meta,
     }
-
-
-def article(phrase: str) -> str:
-    """'a red circle' / 'an orange circle'."""
-    return ("an " if phrase[:1].lower() in "aeiou" else "a ") + phrase
 
 
 def plural(count: int, noun: str) -> str:

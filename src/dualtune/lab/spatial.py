@@ -25,7 +25,7 @@ from dualtune.lab.draw import (
     render_grid,
     scene_to_meta,
 )
-from dualtune.lab.composers import misread_meta, planted_misread
+from dualtune.lab.composers import misread_sample, planted_misread
 from dualtune.lab.registry import flip, new_sample, plural, register
 
 
@@ -52,11 +52,9 @@ def make_empty_cells(rng, knobs):
         f"I scan the grid row by row, cell by cell. {enumerate_rows(seen)} "
         f"{len(seen)} of the {cells} cells hold a shape, so the answer is {cot_answer}."
     )
-    meta = misread_meta(prior, scene, corrupt, cot_answer)
-    question = "How many cells of the grid are empty?"
     cue = f"Only {len(scene)} shapes were drawn on this {cells}-cell grid. "
-    return new_sample((cue if prior else "") + question, str(cells - len(scene)), "number", cot, meta,
-                      images=[render_grid(scene)])
+    return misread_sample(prior, corrupt, scene, "How many cells of the grid are empty?", cue,
+                          str(cells - len(scene)), cot, cot_answer)
 
 
 @register(
