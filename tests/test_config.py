@@ -73,3 +73,12 @@ def test_mode_templates_render_prompts():
         templates = OmegaConf.to_container(cfg.mode.templates)
         assert "<answer>" in prompt_text(sample, "cot", templates)
         assert "<think>" not in prompt_text(sample, "direct", templates)
+
+
+def test_vision_tower_patterns_come_from_the_model_config():
+    from dualtune.models.loading import vision_tower_patterns
+
+    assert vision_tower_patterns(compose("train", ["model=internvl3_2b"]).model) == ("vision_tower",
+                                                                                    "multi_modal_projector")
+    assert vision_tower_patterns(compose("train").model) == ("visual.patch_embed", "visual.blocks", "visual.merger")
+    assert vision_tower_patterns({}) == ("visual.",)

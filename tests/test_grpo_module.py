@@ -226,7 +226,9 @@ def test_vision_tower_trains_at_scaled_lr(checkpoint, processor):
     model = make_model(checkpoint)
     # The recipe passes conf/algo/grpo.yaml's vision_lr_scale (0.1, as SFT) to the module.
     cfg = compose("train", ["algo=grpo", "mode=direct"])
-    assert build_grpo_module(cfg, cfg.algo, model, processor).hparams.vision_lr_scale == 0.1
+    built = build_grpo_module(cfg, cfg.algo, model, processor)
+    assert built.hparams.vision_lr_scale == 0.1
+    assert tuple(built.hparams.vision_patterns) == ("visual.patch_embed", "visual.blocks", "visual.merger")
     module = GRPOModule(model, processor, num_generations=2, mode="direct", max_new_tokens=4,
                         reward_funcs=[char_reward], lr=1e-2, vision_lr_scale=0.1, max_grad_norm=None)
     before = trainable(model)

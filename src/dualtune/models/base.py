@@ -51,7 +51,7 @@ def pretrain_tiny(path: Path, model_cfg) -> dict:
 
     from dualtune.data.datamodule import SFTDataModule
     from dualtune.lab import generic_samples
-    from dualtune.models.loading import load_model, load_processor
+    from dualtune.models.loading import load_model, load_processor, vision_tower_patterns
     from dualtune.training.callbacks import ProgressLog
     from dualtune.training.sft_module import SFTModule
 
@@ -63,7 +63,8 @@ def pretrain_tiny(path: Path, model_cfg) -> dict:
     data = SFTDataModule(processor, samples, mode="dual", batch_size=int(pcfg.batch_size),
                          max_length=int(pcfg.max_length), seed=int(pcfg.seed))
     module = SFTModule(model, lr=float(pcfg.lr), warmup_ratio=0.05,
-                       vision_lr_scale=float(pcfg.get("vision_lr_scale", 1.0)))
+                       vision_lr_scale=float(pcfg.get("vision_lr_scale", 1.0)),
+                       vision_patterns=vision_tower_patterns(model_cfg))
     trainer = L.Trainer(max_epochs=int(pcfg.epochs), accelerator="cpu", devices=1, logger=False,
                         enable_checkpointing=False, enable_model_summary=False,
                         log_every_n_steps=10, callbacks=[ProgressLog(every=50, name="pretrain")])

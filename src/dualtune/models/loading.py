@@ -65,6 +65,13 @@ def apply_lora(model, lora_cfg):
     return get_peft_model(model, config)
 
 
+def vision_tower_patterns(model_cfg) -> tuple[str, ...]:
+    """Name patterns of the vision tower and projector parameters (``model.vision_modules`` +
+    ``model.projector_modules``), which train at ``lr * vision_lr_scale``; ``("visual.",)`` if unset."""
+    patterns = tuple(model_cfg.get("vision_modules") or ()) + tuple(model_cfg.get("projector_modules") or ())
+    return patterns or ("visual.",)
+
+
 def load_model(path: str, model_cfg, for_training: bool = True):
     """Load weights from ``path`` via `AutoModelForImageTextToText`, then freeze / LoRA per ``model_cfg``."""
     from transformers import AutoModelForImageTextToText

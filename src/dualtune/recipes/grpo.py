@@ -24,7 +24,7 @@ from omegaconf import OmegaConf, open_dict
 from torch.utils.data import DataLoader
 
 from dualtune.data.encoding import OverlongError, encode_generation_batch
-from dualtune.models.loading import load_model
+from dualtune.models.loading import load_model, vision_tower_patterns
 from dualtune.recipes.sft import build_trainer, resolve_ckpt_path, save_tuned
 from dualtune.training.grpo_module import GRPOModule, dual_modes, grpo_collate
 from dualtune.utils.runtime import build_logger
@@ -204,7 +204,8 @@ def build_grpo_module(cfg, algo, model, processor, ref_model=None) -> GRPOModule
         generation_micro_batch_size=int(algo.generation_micro_batch_size),
         train_micro_batch_size=algo.train_micro_batch_size, lr=float(algo.lr),
         weight_decay=float(algo.weight_decay), warmup_ratio=float(algo.warmup_ratio), scheduler=algo.scheduler,
-        vision_lr_scale=float(algo.get("vision_lr_scale", 1.0)), max_grad_norm=algo.max_grad_norm,
+        vision_lr_scale=float(algo.get("vision_lr_scale", 1.0)), vision_patterns=vision_tower_patterns(cfg.model),
+        max_grad_norm=algo.max_grad_norm,
         log_completions_every=int(algo.log_completions_every),
         log_completions_rows=int(algo.log_completions_rows),
         templates=OmegaConf.to_container(cfg.mode.templates, resolve=True),

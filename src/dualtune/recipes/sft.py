@@ -14,7 +14,7 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from dualtune.data.datamodule import SFTDataModule
-from dualtune.models.loading import load_model
+from dualtune.models.loading import load_model, vision_tower_patterns
 from dualtune.training.callbacks import ProgressLog
 from dualtune.training.sft_module import SFTModule
 from dualtune.utils.runtime import build_logger
@@ -68,8 +68,7 @@ def fit_sft(cfg, model_path: str, processor, train_rows, out_dir: Path, val_rows
                        warmup_ratio=float(algo.warmup_ratio), scheduler=algo.scheduler,
                        gradient_checkpointing=bool(algo.gradient_checkpointing),
                        vision_lr_scale=float(algo.get("vision_lr_scale", 1.0)),
-                       vision_patterns=tuple(cfg.model.get("vision_modules") or ()) +
-                       tuple(cfg.model.get("projector_modules") or ()))
+                       vision_patterns=vision_tower_patterns(cfg.model))
     trainer = build_trainer(cfg, out_dir, logger=build_logger(cfg, out_dir))
     trainer.fit(module, data, ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), out_dir))
     save_dir = out_dir / "model"
