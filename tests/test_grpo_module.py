@@ -182,6 +182,7 @@ def test_curated_rows_roll_out_in_their_route_mode(checkpoint, processor):
                             max_new_tokens={"cot": 6, "direct": 3}, reward_funcs=["accuracy"])
         results = module._rollout(rows)["results"]
         assert [r["mode"] for r in results] == [m for m in expected for _ in range(2)]
+        assert module.last_modes == ("cot", "direct") and module.per_mode_metrics  # mixed batch: per-mode metrics
 
 
 def test_grpo_fit_lora(checkpoint, processor):

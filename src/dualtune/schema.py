@@ -43,6 +43,16 @@ class SampleError(ValueError):
     """A row that violates the sample schema; the message names the row id and the problem."""
 
 
+# Optional per-row key set by ``selection=boundary`` (curation route reasoning -> "cot", direct -> "direct"):
+# the row trains (SFT) and rolls out (GRPO) in that mode only, whatever the run's ``mode``.
+TRAIN_MODE_KEY = "train_mode"
+
+
+def row_modes(row: dict, modes) -> tuple[str, ...]:
+    """The answer modes ``row`` is used in: its ``TRAIN_MODE_KEY`` when set, else ``modes``."""
+    return (row[TRAIN_MODE_KEY],) if row.get(TRAIN_MODE_KEY) else tuple(modes)
+
+
 def option_letter(index: int) -> str:
     """Letter for the option at ``index`` (0 -> 'A')."""
     return OPTION_LETTERS[index]

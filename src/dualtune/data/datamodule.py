@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from dualtune.data.encoding import collate_train, encode_many
+from dualtune.schema import row_modes
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ def expand_modes(samples: list[dict], mode: str) -> tuple[list[dict], list[str]]
         modes = (mode,)
     else:
         raise ValueError(f"unknown training mode {mode!r}; expected direct, cot or dual")
-    pairs = [(s, m) for s in samples for m in ((s["train_mode"],) if s.get("train_mode") else modes)]
+    pairs = [(s, m) for s in samples for m in row_modes(s, modes)]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 

@@ -26,7 +26,8 @@ from torch.utils.data import DataLoader
 from dualtune.data.encoding import OverlongError, encode_generation_batch
 from dualtune.models.loading import load_model, vision_tower_patterns
 from dualtune.recipes.sft import build_trainer, resolve_ckpt_path, save_tuned
-from dualtune.training.grpo_module import GRPOModule, dual_modes, grpo_collate
+from dualtune.schema import row_modes
+from dualtune.training.grpo_module import GRPOModule, grpo_collate
 from dualtune.utils.runtime import build_logger
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def filter_overlong_prompts(processor, rows, modes, templates, budget, max_lengt
     kept, skipped = [], 0
     for row in rows:
         try:
-            for mode in ((row["train_mode"],) if row.get("train_mode") else modes):  # curated rows: their mode
+            for mode in row_modes(row, modes):  # a curated row is checked in its own mode only
                 encode_generation_batch(processor, [row], mode, templates, max_length=int(max_length) - budget[mode])
         except OverlongError:
             if on_overlong == "raise":
@@ -106,8 +107,8 @@ class RewardCurve(L.Callback):
         for key, value in metrics.items():
             if key in CURVE_METRICS or (key.startswith("rewards/") and key.endswith("/mean")):
                 row[key] = float(value)
-        if pl_module.hparams.mode == "dual":  # a mode absent from this batch would show a stale value
-            for mode in set(dual_modes(pl_module.prompts_seen - len(batch), len(batch))):
+        if pl_module.per_mode_metrics:  # only modes of this batch (an absent one would show a stale value)
+            for mode in pl_module.last_modes:
                 key = f"modes/{mode}/reward"
                 if key in metrics:
                     row[key] = float(metrics[key])

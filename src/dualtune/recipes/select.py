@@ -18,6 +18,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from dualtune.schema import TRAIN_MODE_KEY
 from dualtune.scoring.outputs import (
     base_table, finish_table, scoring_cost, summarize, update_selection_cost, write_outputs)
 from dualtune.scoring.runner import load_scores, score_settings, scoring_plan
@@ -26,7 +27,6 @@ from dualtune.selection import ALL_REASONS
 
 log = logging.getLogger(__name__)
 
-TRAIN_MODE_KEY = "train_mode"
 __all__ = ["TRAIN_MODE_KEY", "SelectionResult", "run_selection", "select_training_rows", "update_selection_cost"]
 
 

@@ -23,7 +23,8 @@ def nan_mean_std(values: torch.Tensor) -> tuple[float, float] | None:
 
 def rollout_metrics(rollout: dict, reward_names: list[str], num_generations: int, dynamic_filter: bool = False,
                     dual: bool = False) -> dict[str, float]:
-    """Reward, per-reward, completion-length, filter and (``dual``) per-mode metrics of one rollout batch."""
+    """Reward, per-reward, completion-length, filter and (``dual``) per-mode metrics of one rollout
+    batch (modes absent from the batch log nothing)."""
     results, total = rollout["results"], rollout["total"]
     metrics = reward_stats(total, num_generations)
     # Per reward function: a column that is NaN everywhere (not applicable) logs nothing.

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 import lightning as L
 import torch
 
+from dualtune.schema import row_modes
 from dualtune.training.grpo_math import ESTIMATORS, LOSS_TYPES, SCALES, group_advantages, kl_k3, policy_loss
 from dualtune.training.grpo_metrics import completion_rows, print_completions, rollout_metrics
 from dualtune.training.rewards import build_reward_funcs, combine_rewards, reward_name
@@ -107,6 +108,7 @@ class GRPOModule(L.LightningModule):
         self.prompts_seen = 0  # drives the dual-mode alternation; saved in checkpoints
         self.rollouts_done = 0
         self.last_completions: list[dict] = []
+        self.last_modes: tuple[str, ...] = ()  # answer modes of the last rollout batch (per-mode metrics)
 
     # ----- rollout: generation, rewards, advantages -------------------------------------------
     def _rollout(self, samples: list[dict]) -> dict:
@@ -114,8 +116,9 @@ class GRPOModule(L.LightningModule):
         hp = self.hparams
         modes = dual_modes(self.prompts_seen, len(samples)) if hp.mode == "dual" else [hp.mode] * len(samples)
         # A curated row (selection=boundary: route reasoning -> cot, direct -> direct) keeps its route's mode.
-        modes = [sample.get("train_mode") or mode for sample, mode in zip(samples, modes)]
+        modes = [row_modes(sample, (mode,))[0] for sample, mode in zip(samples, modes)]
         self.prompts_seen += len(samples)
+        self.last_modes = tuple(sorted(set(modes)))
         results = generate_completions(
             self.model, self.processor, samples, modes, hp.num_generations, self.max_new_tokens, hp.temperature,
             hp.top_p, do_sample=True, micro_batch_size=hp.generation_micro_batch_size, templates=self.templates,
@@ -273,11 +276,16 @@ class GRPOModule(L.LightningModule):
                 {f"ref_model.{k}": v for k, v in self.ref_model.state_dict().items()})
 
     # ----- logging ----------------------------------------------------------------------------------
+    @property
+    def per_mode_metrics(self) -> bool:
+        """Log ``modes/<mode>/*`` for the last batch: dual mode, or curated rows that mixed modes."""
+        return self.hparams.mode == "dual" or len(self.last_modes) > 1
+
     def _log_rollout(self, rollout: dict, loss: torch.Tensor, stats: dict, batch_size: int) -> None:
         """Log TRL-named metrics and, every ``log_completions_every`` rollouts, a completions table."""
         hp = self.hparams
         metrics = rollout_metrics(rollout, self.reward_names, hp.num_generations, hp.dynamic_filter,
-                                  dual=hp.mode == "dual")
+                                  dual=self.per_mode_metrics)
         metrics.update({"loss": loss.detach().item(), **stats})
         reward = metrics.pop("reward")
         prefixed = {f"{hp.metric_prefix}{k}": float(v) for k, v in metrics.items()}
