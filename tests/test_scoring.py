@@ -270,3 +270,18 @@ def test_atomic_parquet_write_leaves_old_file_on_failure(tmp_path):
     with pytest.raises(OSError):
         write_parquet_atomic(Boom({"a": [2]}), path)
     assert list(pd.read_parquet(path)["a"]) == [1] and [p.name for p in tmp_path.iterdir()] == ["x.parquet"]
+
+
+def test_cde_and_ace_summaries_hand_computed():
+    import pandas as pd
+
+    from dualtune.scoring.outputs import ace_summary, cde_by_language_prior
+
+    df = pd.DataFrame({"language_prior": [True, True, False, False, False],
+                       "p_mm": [1.0, 0.5, 1.0, 0.75, 0.0], "p_txt": [1.0, 0.5, 0.0, 0.5, 0.0],
+                       "cde_gap": [0.0, 0.0, 1.0, 0.25, 0.0], "ace_n_columns": [3, 0, -1, 5, 2],
+                       "ace_psi": [0.01, 0.0, float("nan"), 0.5, 0.2], "ace_flag": [False, False, False, True, True]})
+    assert cde_by_language_prior(df, 0.5) == {
+        "language_prior": {"n": 2, "p_mm": 0.75, "p_txt": 0.75, "cde_rejected": 1},
+        "rest": {"n": 3, "p_mm": 0.5833, "p_txt": 0.1667, "cde_rejected": 0.6667}}
+    assert ace_summary(df) == {"scored": 3, "flagged": 2, "max_psi": 0.5}

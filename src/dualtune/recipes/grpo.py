@@ -129,13 +129,18 @@ class PeriodicCheckpoint(L.Callback):
             trainer.save_checkpoint(self.path)
 
 
+def default_window(n_steps: int) -> int:
+    """Steps averaged for a curve's trend: a tenth of the run, at least 5."""
+    return max(5, n_steps // 10)
+
+
 def curve_summary(rows: list[dict], window: int | None = None, key: str = "reward") -> dict:
     """Mean of ``key`` over the first and the last ``window`` steps (default: a tenth of the run, at
     least 5), and their difference."""
     values = [r[key] for r in rows if r.get(key) is not None]
     if not values:
         return {"first": None, "last": None, "delta": None, "steps": 0}
-    window = max(1, min(window or max(5, len(values) // 10), len(values)))
+    window = max(1, min(window or default_window(len(values)), len(values)))
     first, last = sum(values[:window]) / window, sum(values[-window:]) / window
     return {"first": first, "last": last, "delta": last - first, "steps": len(values), "window": window}
 
@@ -160,7 +165,7 @@ def read_curve(path: Path) -> list[dict]:
 def write_reward_curve(rows: list[dict], out_dir: Path, window: int | None = None) -> dict[str, Path]:
     """``reward_curve.csv`` (one row per step) and ``reward_curve.png`` (reward, its trailing moving average
     over ``window`` steps (default: a tenth of the run, at least 5), and per-mode rewards)."""
-    window = window or max(5, len(rows) // 10)
+    window = window or default_window(len(rows))
     from dualtune.utils.plotting import new_figure, save_figure
 
     out_dir = Path(out_dir)
@@ -252,4 +257,9 @@ def fit_grpo(cfg, model_path: str, processor, train_rows, out_dir: Path) -> Path
         log.info("GRPO done: %d rollout steps (%s mode); mean reward first %s steps %.3f -> last %.3f; model in %s",
                  summary["steps"], mode, summary.get("window"), summary["first"] or 0.0, summary["last"] or 0.0,
                  save_dir)
+        for rollout_mode_name in ("cot", "direct"):  # groups of each answer mode, when a run mixed them
+            part = curve_summary(rows_out, key=f"modes/{rollout_mode_name}/reward")
+            if part["steps"]:
+                log.info("  %s groups: mean reward first %s steps %.3f -> last %.3f", rollout_mode_name,
+                         part["window"], part["first"], part["last"])
     return save_dir

@@ -64,15 +64,39 @@ def scoring_cost(df, this_run: dict | None) -> dict:
     return {"total": total, "this_run": run}
 
 
+def cde_by_language_prior(df, lam_c: float) -> dict | None:
+    """CDE on planted language-prior samples vs the rest: per group ``n``, mean ``p_mm`` / ``p_txt`` and the
+    share CDE rejects (``cde_gap <= lam_c``); None without CDE scores or the lab's flag."""
+    if "language_prior" not in df or "cde_gap" not in df or df["cde_gap"].isna().all():
+        return None
+    prior = df["language_prior"].astype(bool)
+    out = {}
+    for name, group in (("language_prior", df[prior]), ("rest", df[~prior])):
+        out[name] = {"n": int(len(group)), "p_mm": _num(group["p_mm"].mean()), "p_txt": _num(group["p_txt"].mean()),
+                     "cde_rejected": _num((group["cde_gap"] <= lam_c).mean())}
+    return out
+
+
+def ace_summary(df) -> dict | None:
+    """How many samples had a scored ACE column, how many were flagged, and the largest psi."""
+    if "ace_n_columns" not in df or df["ace_psi"].isna().all():
+        return None
+    return {"scored": int((df["ace_n_columns"] > 0).sum()), "flagged": int(df["ace_flag"].sum()),
+            "max_psi": float(df["ace_psi"].max())}
+
+
 def summarize(df, method: str, params: dict, info: dict, cost: dict, legend: dict, store=None) -> dict:
     """The ``selection.json`` dict."""
     kept = df["kept"].to_numpy(dtype=bool)
+    lam_c = (params.get("cde") or {}).get("lam_c") if isinstance(params.get("cde"), dict) else None
     by_subtask = {}
     for key, group in df.groupby(df["domain"].fillna("") + "/" + df["subtask"].fillna("")):
         entry = {"n": int(len(group)), "kept": int(group["kept"].sum())}
         if "language_prior" in group:
             lp = group["language_prior"].astype(bool)
             entry.update(language_prior=int(lp.sum()), language_prior_kept=int((lp & group["kept"]).sum()))
+        if lam_c is not None and (cde := cde_by_language_prior(group, float(lam_c))) is not None:
+            entry["cde"] = cde
         by_subtask[key] = entry
     reasons = Counter(df["reason"])
     details = {k: v for k, v in info.items() if k != "columns"}
@@ -87,6 +111,8 @@ def summarize(df, method: str, params: dict, info: dict, cost: dict, legend: dic
         "counts_by_reason": dict(sorted(reasons.items())),
         "reason_legend": {r: legend.get(r, "") for r in sorted(reasons)},
         "by_subtask": by_subtask,
+        "cde": cde_by_language_prior(df, float(lam_c)) if lam_c is not None else None,
+        "ace": ace_summary(df),
         "scores_store": str(store.path) if store is not None else None,
         "cost": {"scoring": cost, "training": None,
                  "total": {"wall_s": cost["total"]["wall_s"], "generated_tokens": cost["total"]["generated_tokens"]}},
