@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dualtune.data.sources import load_domain
-from dualtune.recipes.evaluate import limit_samples
+from dualtune.data.sources import limit_samples, load_domain
 from dualtune.recipes.select import run_selection
 from tests.conftest import compose
 

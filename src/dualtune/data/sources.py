@@ -67,3 +67,16 @@ def sample_meta(sample: dict) -> dict:
     """The decoded ``meta`` dict of a sample ({} when empty)."""
     meta = sample.get("meta") or "{}"
     return json.loads(meta) if isinstance(meta, str) else dict(meta)
+
+
+def limit_samples(samples: list[dict], limit) -> list[dict]:
+    """The first ``limit`` samples of every subtask (all when ``limit`` is None)."""
+    if not limit:
+        return samples
+    seen, out = {}, []
+    for s in samples:
+        key = (s["domain"], s["subtask"])
+        if seen.get(key, 0) < int(limit):
+            seen[key] = seen.get(key, 0) + 1
+            out.append(s)
+    return out

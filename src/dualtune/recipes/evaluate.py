@@ -6,7 +6,7 @@ import logging
 
 from omegaconf import OmegaConf
 
-from dualtune.data.sources import load_domain
+from dualtune.data.sources import limit_samples, load_domain
 from dualtune.evaluation.cache import cached_evaluate, eval_key_fields
 from dualtune.evaluation.runner import evaluate_model, write_eval
 from dualtune.models.base import resolve_model_path
@@ -44,19 +44,6 @@ def run_eval(cfg, model_path: str, samples: list[dict], use_cache: bool, out_dir
     if out_dir is not None:
         write_eval(result, out_dir, prefix=prefix)
     return result
-
-
-def limit_samples(samples: list[dict], limit) -> list[dict]:
-    """The first ``limit`` samples of every subtask (all when ``limit`` is None)."""
-    if not limit:
-        return samples
-    seen, out = {}, []
-    for s in samples:
-        key = (s["domain"], s["subtask"])
-        if seen.get(key, 0) < int(limit):
-            seen[key] = seen.get(key, 0) + 1
-            out.append(s)
-    return out
 
 
 @task_wrapper

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from dualtune.data.sources import load_domain
-from dualtune.recipes.evaluate import limit_samples
+from dualtune.data.sources import limit_samples, load_domain
 from dualtune.recipes.select import run_selection
 from dualtune.scoring.runner import score_settings
 from dualtune.utils.runtime import run_dir, seed_everything, stage, task_wrapper

@@ -15,10 +15,10 @@ from omegaconf import OmegaConf
 from dualtune.boundary import boundary_report, write_report
 from dualtune.boundary_plots import plot_boundary_scatter, plot_gap_b
 from dualtune.curation import build_manifest, write_manifest
-from dualtune.data.sources import load_domain
+from dualtune.data.sources import limit_samples, load_domain
 from dualtune.models.base import resolve_model_path
 from dualtune.models.loading import load_processor
-from dualtune.recipes.evaluate import limit_samples, run_eval
+from dualtune.recipes.evaluate import run_eval
 from dualtune.recipes.select import select_training_rows, update_selection_cost
 from dualtune.recipes.sft import fit_sft
 from dualtune.rl_report import write_rl_report_for_run
