@@ -92,7 +92,8 @@ def test_extract_choice_letter_range_follows_options():
         ("about 12 cm", "12"),
         ("-7", "-7"),
         ("x = -0.5", "-0.5"),
-        ("between 2-3 meters", "3"),  # a hyphen after a digit is not a minus sign
+        ("between 2-3 meters", None),  # a range offers two values (the hyphen is no minus sign)
+        ("grid-3", "3"),  # a hyphen after a word is not a minus sign
         ("3/4", "0.75"),
         ("\\boxed{\\frac{3}{4}}", "0.75"),
         ("1/3", "0.3333333333333333"),

@@ -220,7 +220,7 @@ def test_write_report_files(tmp_path):
     assert all(p.exists() for p in paths.values())
     payload = json.loads(paths["json"].read_text())
     assert payload["config"] == {"tol": 0.0, "n_boot": 100}
-    assert payload["aggregates"][0]["B_L"] == 16.67  # 100/6 rounded at output time
+    assert payload["aggregates"][0]["B_L"] == pytest.approx(100 / 6, abs=1e-12)  # full precision in the json
     df = pd.read_csv(paths["csv"])
     assert len(df) == 6 and list(df["row_type"]) == ["subtask"] * 3 + ["aggregate"] * 3
     expected = {"domain", "subtask", "n", "B_S", "B_L", "DT_S", "DT_L", "GAP_B", "GAP_DT", "Gain_DA",
@@ -232,6 +232,20 @@ def test_write_report_files(tmp_path):
     assert "| img | b |" in md and "recovered planted regions: 1/2" in md  # b recovered, a is a tie
     write_report(boundary_report(ITEMS, n_boot=20), tmp_path / "plain")
     assert "recovered planted" not in (tmp_path / "plain" / "thinking_boundary.md").read_text()
+
+
+def test_report_json_and_csv_keep_full_precision(tmp_path):
+    # 1/3 vs 2/3 accuracies: with 2-decimal storage Gain_DA recomputed from the stored accuracies was off.
+    items = [_item("img", "a", i, *s) for i, s in enumerate([(1, 0, 1, 1), (0, 1, 1, 0), (0, 0, 0, 1)])]
+    paths = write_report(boundary_report(items, n_boot=20), tmp_path)
+    payload = json.loads(paths["json"].read_text())
+    df = pd.read_csv(paths["csv"])
+    for row in payload["subtasks"] + payload["aggregates"] + df.to_dict("records"):
+        m = boundary_metrics(row["B_S"], row["B_L"], row["DT_S"], row["DT_L"])
+        for key in ("Gain_DA", "Gain_CoT", "GAP_B", "GAP_DT"):
+            assert abs(m[key] - row[key]) <= 1e-9, (key, m[key], row[key])
+    assert payload["subtasks"][0]["B_S"] == pytest.approx(100 / 3, abs=1e-12)
+    assert "| 33.33 | 33.33 | 66.67 | 66.67 |" in paths["md"].read_text()  # only the md table is rounded
 
 
 # ---------------------------------------------------------------- CLI

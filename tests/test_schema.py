@@ -32,6 +32,7 @@ BAD = {
     "undecodable_image": good(4, images=[{"bytes": b"not a png", "path": None}]),
     "bad_answer_type": good(5, answer_type="essay"),
     "choice_without_options": good(6, answer_type="choice", answer="A"),
+    "missing_image_file": good(7, images=[{"bytes": None, "path": "/nonexistent/dualtune/x7.png"}]),
 }
 
 
@@ -46,7 +47,7 @@ def test_bad_rows_are_counted_not_dropped_silently(caplog):
     rows, report = validate_rows([good(0), *BAD.values()], name="unit")
     assert [r["id"] for r in rows] == ["x0"]
     assert dict(report.skipped) == {reason: 1 for reason in BAD}
-    assert "skipped 6" in report.summary()
+    assert "skipped 7" in report.summary()
     assert "unit" in caplog.text and "missing_answer" in caplog.text
 
 
@@ -59,3 +60,38 @@ def test_strict_mode_raises_naming_row_and_reason(reason):
 def test_choice_answer_given_as_option_text_becomes_letter():
     rows, _ = validate_rows([good(0, answer_type="choice", options=["red", "blue"], answer="Blue")])
     assert rows[0]["answer"] == "B"
+
+
+def test_images_are_decoded_to_pil_on_request():
+    row = good(0, images=[{"bytes": _png(), "path": None}], video=[{"bytes": _png(), "path": None}])
+    kept, _ = validate_rows([row], decode_images=True)
+    assert all(isinstance(img, Image.Image) and img.size == (28, 28) for img in kept[0]["images"] + kept[0]["video"])
+    assert validate_rows([row])[0][0]["images"] == row["images"]  # checked, kept as given
+
+
+def test_exact_duplicate_rows_are_deduped_and_counted_even_when_strict(caplog):
+    for strict in (False, True):
+        rows, report = validate_rows([good(0), good(1), good(0)], strict=strict, name="unit")
+        assert [r["id"] for r in rows] == ["x0", "x1"] and dict(report.skipped) == {"duplicate_row": 1}
+        assert report.kept == 2 and report.examples == {"duplicate_row": ["x0"]}
+    assert "duplicate_row=1" in caplog.text and "'x0'" in caplog.text
+
+
+def test_same_id_with_different_content_keeps_the_first_or_raises_naming_the_id(caplog):
+    blue = good(0, images=[Image.new("RGB", (28, 28), "blue")])  # same text, other picture
+    rows, report = validate_rows([good(0), good(0, answer="4"), blue, good(1)], name="unit")
+    assert [(r["id"], r["answer"]) for r in rows] == [("x0", "3"), ("x1", "3")]
+    assert rows[0]["images"][0].getpixel((0, 0)) == (255, 0, 0)
+    assert dict(report.skipped) == {"conflicting_duplicate_id": 2}
+    assert "1 ids occur with different content; kept the first row of each, skipped 2: ['x0']" in caplog.text
+    with pytest.raises(SampleError, match=r"unit: 1 ids occur with different content: \['x0'\]"):
+        validate_rows([good(0), blue], strict=True, name="unit")
+
+
+def test_ids_shared_by_splits_are_reported_not_dropped(caplog):
+    from dualtune.schema import warn_split_overlap
+
+    splits = {"train": [good(0), good(1)], "test": [good(1), good(2)]}
+    assert warn_split_overlap(splits, name="unit") == ["x1"]
+    assert "unit: 1 ids occur in more than one split" in caplog.text and "['x1']" in caplog.text
+    assert warn_split_overlap({"train": [good(0)], "test": [good(1)]}) == []

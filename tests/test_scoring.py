@@ -285,3 +285,16 @@ def test_cde_and_ace_summaries_hand_computed():
         "language_prior": {"n": 2, "p_mm": 0.75, "p_txt": 0.75, "cde_rejected": 1},
         "rest": {"n": 3, "p_mm": 0.5833, "p_txt": 0.1667, "cde_rejected": 0.6667}}
     assert ace_summary(df) == {"scored": 3, "flagged": 2, "max_psi": 0.5}
+
+
+def test_rollout_count_is_never_silently_replaced():
+    from dualtune.scoring.selectors import rollouts_for
+
+    def m(*overrides):
+        return rollouts_for(compose("score", list(overrides)).selection)
+
+    assert (m("selection=rap"), m("selection=rap", "selection.rollouts.num_generations=3")) == (5, 3)
+    assert m("selection=pass_rate") == 8 and m("selection=pass_rate", "selection.preset=thinklite_sc") == 50
+    for bad in ("0", "-2"):  # 0 used to become 5 (`m or 5`)
+        with pytest.raises(ValueError, match="selection.rollouts.num_generations"):
+            m("selection=rap", f"selection.rollouts.num_generations={bad}")

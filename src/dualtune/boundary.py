@@ -124,12 +124,12 @@ def is_uncertain(region: str, ci: dict, tol: float = 0.0) -> bool:
     return False
 
 
-def round_floats(obj, ndigits: int = 2):
-    """Recursively round floats in dicts/lists/tuples (tuples become lists); used only at output time."""
+def round_floats(obj, ndigits: int | None = 2):
+    """Recursively round floats in dicts/lists/tuples (tuples -> lists); ``ndigits=None``: full precision."""
     if isinstance(obj, bool) or obj is None:
         return obj
     if isinstance(obj, (float, np.floating)):
-        return round(float(obj), ndigits)
+        return float(obj) if ndigits is None else round(float(obj), ndigits)
     if isinstance(obj, (np.integer,)):
         return int(obj)
     if isinstance(obj, dict):
@@ -236,11 +236,11 @@ def _markdown(df: pd.DataFrame, recovered: tuple[int, int] | None) -> str:
 
 
 def write_report(report: dict, out_dir, config: dict | None = None) -> dict[str, Path]:
-    """Write ``thinking_boundary.{json,csv,md}`` (floats rounded to 2 decimals) into ``out_dir``."""
+    """Write ``thinking_boundary.{json,csv,md}`` into ``out_dir`` (json/csv full precision; md rounded)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {ext: out / f"thinking_boundary.{ext}" for ext in ("json", "csv", "md")}
-    payload = round_floats({**report, "config": config or {}})
+    payload = round_floats({**report, "config": config or {}}, ndigits=None)
     paths["json"].write_text(json.dumps(payload, indent=2, default=str) + "\n")
     # One flat table for CSV and markdown: subtask rows first, then aggregates.
     flat = [_flat_row(r, "subtask") for r in payload["subtasks"]]

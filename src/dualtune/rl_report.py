@@ -157,12 +157,13 @@ def _markdown(rows: list[dict], summary: dict, source: str | None) -> str:
 
 
 def write_rl_report(rows: list[dict], out_dir, source: str | None = None, config: dict | None = None) -> dict:
-    """Write ``rl_boundary.{json,csv,md}`` (floats rounded to 2 decimals); returns the paths."""
+    """Write ``rl_boundary.{json,csv,md}`` (json/csv full precision; md rounded); returns the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {ext: out / f"{REPORT_NAME}.{ext}" for ext in ("json", "csv", "md")}
     summary = rl_summary(rows)
-    payload = round_floats({"rows": rows, "summary": summary, "dual_tuning_report": source, "config": config or {}})
+    payload = round_floats({"rows": rows, "summary": summary, "dual_tuning_report": source, "config": config or {}},
+                           ndigits=None)
     paths["json"].write_text(json.dumps(payload, indent=2, default=str) + "\n")
     pd.DataFrame(payload["rows"]).reindex(columns=list(COLUMNS)).to_csv(paths["csv"], index=False)
     paths["md"].write_text(_markdown(payload["rows"], summary, source))

@@ -2,17 +2,34 @@
 
 Every loader (the procedural lab, real HF datasets) produces rows with exactly these columns.
 Bad rows never crash training: `validate_rows` turns them into counted, logged skips
-(or raises `SampleError` when ``strict=True``).
+(or raises `SampleError` when ``strict=True``), naming the row id.
+
+Images: loaders hand over images undecoded (``datasets`` ``{"bytes", "path"}`` dicts); with
+``decode_images=True`` the validator decodes every image and video frame itself and keeps the PIL
+images, so a corrupt image (``undecodable_image``) or a missing image file (``missing_image_file``)
+is a skip (or a strict error) for that row instead of a crash inside ``datasets``.
+
+Duplicate ids, within one split (the rule ``validate_rows`` applies, lab and HF alike):
+
+* exact duplicates (same id, same content — every field, images by content) keep the first row;
+  the others are skipped and counted as ``duplicate_row``, in strict mode too;
+* the same id with different content is an error naming the ids with ``strict=True``; otherwise
+  the first row of each id is kept, the others are skipped, counted as ``conflicting_duplicate_id``,
+  and a warning lists the ids.
+
+An id present in two splits (train and test) is only reported: `warn_split_overlap` logs a warning
+with the count (possible leakage); the rows are kept.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
 from datasets import Features, Image, Sequence, Value
+
+from dualtune.utils.hashing import stable_hash, visual_digest
 
 log = logging.getLogger(__name__)
 
@@ -58,30 +75,43 @@ def option_letter(index: int) -> str:
     return OPTION_LETTERS[index]
 
 
-def _image_ok(img) -> bool:
-    """True if ``img`` (PIL image, bytes dict or path dict as stored by datasets) decodes."""
+def decode_image(img):
+    """A loaded PIL image from a PIL image, a ``datasets`` ``{"bytes", "path"}`` dict or a file path.
+
+    Decoding is ``datasets.Image().decode_example`` (bytes, local or hub paths); raises on failure
+    (``FileNotFoundError`` for a missing file).
+    """
     from PIL import Image as PILImage
 
-    try:
-        if isinstance(img, PILImage.Image):
-            img.load()
-            return img.size[0] > 0 and img.size[1] > 0
-        if isinstance(img, dict):
-            if img.get("bytes"):
-                with PILImage.open(io.BytesIO(img["bytes"])) as im:
-                    im.load()
-                return True
-            if img.get("path"):
-                with PILImage.open(img["path"]) as im:
-                    im.load()
-                return True
-        return False
-    except Exception:  # noqa: BLE001 - any decode failure means "undecodable"
-        return False
+    if isinstance(img, PILImage.Image):
+        img.load()
+    elif isinstance(img, (dict, str)):
+        img = Image().decode_example(img)
+    else:
+        raise TypeError(f"not an image: {type(img).__name__}")
+    if img.size[0] <= 0 or img.size[1] <= 0:
+        raise ValueError(f"empty image {img.size}")
+    return img
 
 
-def check_sample(row: dict) -> str | None:
-    """Return None if ``row`` is valid, else a short reason string (used as the skip counter key)."""
+def decode_visuals(row: dict) -> tuple[dict, str | None, str | None]:
+    """``(row with decoded PIL images / video frames, None, None)``, or ``(row, reason, detail)`` when one
+    does not decode (reason ``missing_image_file`` or ``undecodable_image``)."""
+    decoded = {}
+    for key in ("images", "video"):
+        decoded[key] = []
+        for k, img in enumerate(row.get(key) or []):
+            try:
+                decoded[key].append(decode_image(img))
+            except FileNotFoundError as err:
+                return row, "missing_image_file", f"{key}[{k}]: {err}"
+            except Exception as err:  # noqa: BLE001 - any decode failure means "undecodable"
+                return row, "undecodable_image", f"{key}[{k}]: {type(err).__name__}: {err}"
+    return dict(row, **decoded), None, None
+
+
+def _field_problem(row: dict) -> str | None:
+    """The first non-image problem of ``row`` (a skip reason), or None."""
     if not str(row.get("id") or "").strip():
         return "missing_id"
     if not str(row.get("question") or "").strip():
@@ -98,10 +128,24 @@ def check_sample(row: dict) -> str | None:
         letters = OPTION_LETTERS[: len(options)]
         if str(answer).strip() not in letters:
             return "answer_not_in_options"
-    for img in list(row.get("images") or []) + list(row.get("video") or []):
-        if not _image_ok(img):
-            return "undecodable_image"
     return None
+
+
+def check_sample(row: dict) -> str | None:
+    """Return None if ``row`` is valid, else a short reason string (used as the skip counter key)."""
+    return _field_problem(row) or decode_visuals(row)[1]
+
+
+def row_digest(row: dict) -> str:
+    """Hash of a row's whole content: every field, images and video frames by content."""
+    fields = {k: v for k, v in row.items() if k not in ("images", "video")}
+    return stable_hash({"fields": fields, "visual": visual_digest(row)}, length=32)
+
+
+def duplicate_ids(rows) -> list:
+    """Ids that occur more than once in ``rows``, in first-occurrence order."""
+    counts = Counter(r["id"] for r in rows)
+    return [i for i, c in counts.items() if c > 1]
 
 
 @dataclass
@@ -111,6 +155,14 @@ class ValidationReport:
     kept: int = 0
     skipped: Counter = field(default_factory=Counter)
     examples: dict = field(default_factory=dict)
+    max_examples: int = 20
+
+    def skip(self, reason: str, rid) -> None:
+        """Count one skipped row under ``reason`` (its id kept among the first ``max_examples``)."""
+        self.skipped[reason] += 1
+        ids = self.examples.setdefault(reason, [])
+        if len(ids) < self.max_examples:
+            ids.append(rid)
 
     @property
     def total_skipped(self) -> int:
@@ -135,22 +187,74 @@ def normalize_choice_answer(row: dict) -> dict:
     return row
 
 
-def validate_rows(rows, strict: bool = False, name: str = "data"):
-    """Validate rows; return (valid_rows, ValidationReport). Raises SampleError if ``strict``."""
+def validate_rows(rows, strict: bool = False, name: str = "data", decode_images: bool = False):
+    """Validate rows; return (valid_rows, ValidationReport). Raises SampleError if ``strict``.
+
+    ``decode_images``: return the rows with every image / video frame decoded to a PIL image (loaders
+    pass them undecoded); otherwise images are only checked and kept as given. Duplicate ids follow
+    the rule in this module's docstring.
+    """
     report = ValidationReport()
     kept = []
     for i, row in enumerate(rows):
         row = normalize_choice_answer(dict(row))
-        reason = check_sample(row)
+        reason, detail = _field_problem(row), None
+        if reason is None:
+            decoded, reason, detail = decode_visuals(row)
+            row = decoded if decode_images else row
         if reason is None:
             kept.append(row)
-            report.kept += 1
             continue
         rid = row.get("id") or f"<row {i}>"
         if strict:
-            raise SampleError(f"{name}: sample {rid!r} is invalid: {reason}")
-        report.skipped[reason] += 1
-        report.examples.setdefault(reason, []).append(rid) if len(report.examples.get(reason, [])) < 5 else None
+            raise SampleError(f"{name}: sample {rid!r} is invalid: {reason}" + (f" ({detail})" if detail else ""))
+        report.skip(reason, rid)
+    kept = _drop_duplicate_ids(kept, report, strict, name)
+    report.kept = len(kept)
     if report.total_skipped:
-        log.warning("%s: %s; examples: %s", name, report.summary(), report.examples)
+        log.warning("%s: %s; skipped ids by reason: %s", name, report.summary(), report.examples)
     return kept, report
+
+
+def _drop_duplicate_ids(rows: list[dict], report: ValidationReport, strict: bool, name: str) -> list[dict]:
+    """Apply the duplicate-id rule (module docstring) to valid rows; skips are counted in ``report``."""
+    dups = set(duplicate_ids(rows))
+    if not dups:
+        return rows
+    first, out, conflicting = {}, [], []
+    for row in rows:
+        rid = row["id"]
+        if rid not in dups:
+            out.append(row)
+            continue
+        digest = row_digest(row)
+        if rid not in first:
+            first[rid] = digest
+            out.append(row)
+        elif digest == first[rid]:
+            report.skip("duplicate_row", rid)
+        else:
+            conflicting.append(rid)
+            report.skip("conflicting_duplicate_id", rid)
+    if conflicting:
+        ids = sorted(set(conflicting), key=conflicting.index)
+        if strict:
+            raise SampleError(f"{name}: {len(ids)} ids occur with different content: {ids[:20]}")
+        log.warning("%s: %d ids occur with different content; kept the first row of each, skipped %d: %s",
+                    name, len(ids), len(conflicting), ids[:20])
+    return out
+
+
+def warn_split_overlap(splits: dict, name: str = "data") -> list:
+    """Ids present in more than one split (e.g. train and test: possible leakage), logged as a warning with
+    their count; the rows are kept. Returns the shared ids."""
+    seen, shared = {}, []
+    for split, rows in splits.items():
+        for rid in dict.fromkeys(r["id"] for r in rows):
+            if rid in seen and seen[rid] != split and rid not in shared:
+                shared.append(rid)
+            seen.setdefault(rid, split)
+    if shared:
+        log.warning("%s: %d ids occur in more than one split of %s (leakage?): %s", name, len(shared),
+                    sorted(splits), shared[:20])
+    return shared

@@ -1,7 +1,10 @@
 """Load a domain's train/test samples: the procedural lab, or any dataset already in the sample schema.
 
 Rows are validated with `dualtune.schema.validate_rows`: invalid rows are counted and logged (or raise
-with ``strict=True``); nothing is dropped silently.
+with ``strict=True``); nothing is dropped silently. Images are read undecoded from the dataset
+(``decode=False``) and decoded by the validator row by row, so a corrupt or missing image is a
+counted skip naming its row, never a crash inside ``datasets``. Duplicate ids follow the rule in
+`dualtune.schema`; ids shared by train and test are logged (leakage) but kept.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from dualtune.schema import FEATURES, validate_rows
+from dualtune.schema import FEATURES, validate_rows, warn_split_overlap
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,12 @@ def _check_columns(ds, name: str) -> None:
         raise ValueError(f"{name}: dataset lacks schema columns {missing}; see dualtune.schema.FEATURES")
 
 
+def undecoded_rows(ds) -> list[dict]:
+    """The rows of a ``datasets.Dataset`` with image / video columns left undecoded (``{"bytes", "path"}``
+    dicts): ``datasets`` would raise on the first corrupt or missing image, without naming the row."""
+    return list(ds.to_iterable_dataset().decode(False))
+
+
 def load_domain(domain_cfg, cache_dir, seed: int = 0, strict: bool = False) -> dict[str, list[dict]]:
     """Return {"train": rows, "test": rows} for the configured domain, validated."""
     if domain_cfg.source == "lab":
@@ -45,7 +54,7 @@ def load_domain(domain_cfg, cache_dir, seed: int = 0, strict: bool = False) -> d
             dd = load_lab(dom, Path(cache_dir) / "lab", n_train=int(domain_cfg.n_train_per_subtask),
                           n_test=int(domain_cfg.n_test_per_subtask), seed=seed, knobs=knobs)
             for split in ("train", "test"):
-                splits.setdefault(split, []).extend(dd[split])
+                splits.setdefault(split, []).extend(undecoded_rows(dd[split]))
     elif domain_cfg.source == "hf":
         dd = _load_hf(domain_cfg.hf)
         splits = {}
@@ -53,13 +62,15 @@ def load_domain(domain_cfg, cache_dir, seed: int = 0, strict: bool = False) -> d
             if key not in dd:
                 raise ValueError(f"split {key!r} not in dataset {domain_cfg.hf.path} (has {list(dd)})")
             _check_columns(dd[key], f"{domain_cfg.hf.path}[{key}]")
-            splits[split] = list(dd[key])
+            splits[split] = undecoded_rows(dd[key])
     else:
         raise ValueError(f"unknown domain source {domain_cfg.source!r}; expected lab or hf")
     out = {}
     for split, rows in splits.items():
-        out[split], report = validate_rows(rows, strict=strict, name=f"{domain_cfg.name}/{split}")
+        out[split], report = validate_rows(rows, strict=strict, name=f"{domain_cfg.name}/{split}",
+                                           decode_images=True)
         log.info("%s/%s: %s", domain_cfg.name, split, report.summary())
+    warn_split_overlap(out, name=domain_cfg.name)
     return out
 
 

@@ -15,7 +15,7 @@ from typing import Callable
 
 from dualtune.evaluation.runner import EvalResult, read_records, records_to_jsonl
 from dualtune.prompting.templates import DEFAULT_TEMPLATES
-from dualtune.utils.hashing import stable_hash
+from dualtune.utils.hashing import stable_hash, visual_digest
 from dualtune.utils.io import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -33,11 +33,12 @@ def _plain(obj):
 
 
 def samples_digest(samples: list[dict]) -> str:
-    """Hash of the evaluated samples' ids, answers and question texts, in order."""
+    """Hash of the evaluated samples' content, in order: ids, answers, question texts, options and the
+    images / video frames by content (``utils.hashing.visual_digest``), so new pixels miss the cache."""
     h = hashlib.sha256()
     for s in samples:
         fields = [s["id"], s.get("domain"), s.get("subtask"), s["answer"], s.get("answer_type"),
-                  s.get("question"), list(s.get("options") or [])]
+                  s.get("question"), list(s.get("options") or []), visual_digest(s)]
         h.update(json.dumps(fields, ensure_ascii=False).encode())
     return h.hexdigest()
 

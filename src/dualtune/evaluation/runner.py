@@ -41,6 +41,8 @@ class EvalResult:
     records: list[dict]
     wall_time_s: dict[str, float] = field(default_factory=dict)
     cached: bool = False
+    # math-verify checks of this evaluation that were cut off (timeouts / too_large / crashed), scored 0.
+    math_checks: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_records(cls, records: list[dict], **kwargs) -> "EvalResult":
@@ -128,6 +130,7 @@ class EvalResult:
             "n_records": len(self.records),
             "wall_time_s": dict(self.wall_time_s),
             "cached": self.cached,
+            "math_checks": dict(self.math_checks),
         }
 
 
@@ -166,8 +169,10 @@ def evaluate_model(model, processor, samples: list[dict], modes=MODES, max_new_t
     """
     from tqdm.auto import tqdm
 
+    from dualtune.prompting.mathcheck import math_checks_since, math_verify_stats
     from dualtune.training.rollout import generate_completions
 
+    stats_before = math_verify_stats()
     budgets = {**DEFAULT_MAX_NEW_TOKENS, **dict(max_new_tokens or {})}
     numeric_metric = dict(numeric_metric or {})
     records, wall = [], {}
@@ -204,7 +209,7 @@ def evaluate_model(model, processor, samples: list[dict], modes=MODES, max_new_t
             log.info("eval %s: %d samples in %.1fs", mode, len(samples), wall[mode])
     finally:
         model.train(was_training)
-    result = EvalResult(records=records, wall_time_s=wall)
+    result = EvalResult(records=records, wall_time_s=wall, math_checks=math_checks_since(stats_before))
     if out_dir is not None:
         write_eval(result, out_dir)
     return result

@@ -1,8 +1,13 @@
 """Shared answer extraction and scoring for evaluation, RAP scoring and GRPO rewards.
 
-Everything here is pure and deterministic. Extraction turns a raw model output into a normalized
-prediction (an option letter, a canonical number string, SQuAD-normalized text, or a math string);
-scoring compares a prediction with the gold answer and returns a value in [0, 1].
+Extraction is deterministic and linear in the output length (sampled completions can be
+megabytes of repeated tags). Extraction turns a raw model output into a normalized prediction (an
+option letter, a canonical number string, SQuAD-normalized text, or a math string); scoring compares
+a prediction with the gold answer and returns a value in [0, 1]. Math equivalence goes through
+`mathcheck` (math-verify in a bounded worker process).
+
+No credit for hedging: a number answer naming several distinct values ("12 or 13", "12, 13", a range
+"2-3") and a choice answer naming several letters ("A or B", "B) red or C) green") extract to None.
 """
 
 from __future__ import annotations
@@ -10,16 +15,15 @@ from __future__ import annotations
 import math
 import re
 import string
-from decimal import Decimal, InvalidOperation
-from fractions import Fraction
 
+from dualtune.prompting.mathcheck import math_verify_equal
+from dualtune.prompting.numbers import FULL_NUMBER, canonical_number, number_value, parse_number
 from dualtune.schema import OPTION_LETTERS
 
 MRA_THRESHOLDS = tuple(round(0.50 + 0.05 * i, 2) for i in range(10))  # 0.50, 0.55, ..., 0.95
-_MAX_MATH_CHARS = 400  # math-verify runs without a timeout, so never hand it runaway strings
 
-_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL)
-_ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_NO_PUNCTUATION = str.maketrans("", "", string.punctuation)
+_BOX_OR_BRACE = re.compile(r"\\boxed\{|[{}]")
 _ANSWER_PREFIX = re.compile(
     r"^\s*(?:the\s+)?(?:final\s+)?answer\b\s*(?:is\b)?\s*[:\-]?\s*", re.IGNORECASE
 )
@@ -28,14 +32,25 @@ _EXPLICIT_LETTER = re.compile(
     r"\b(?i:answer|option|choice)\s*(?:(?i:is)\s*)?[:\-]?\s*(?:(?i:option)\s*)?\(?([A-Z])\b\)?"
 )
 _LEADING_LETTER = re.compile(r"^\s*\(?([A-Z])(?:\)|[.:]\s|\s+is\b)")
-# A sign counts only when it does not follow a word, so "2-3 m" reads as 2 and 3, not 2 and -3.
-_SIGN = r"(?:(?<![\w).])[-+])?"
-_NUMBER = rf"{_SIGN}(?:(?:\d{{1,3}}(?:,\d{{3}})+|\d+)(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?"
-_NUMBER_TOKEN = re.compile(rf"({_NUMBER})(?:\s*/\s*({_NUMBER}))?")
-_LATEX_FRAC = re.compile(r"\\[dt]?frac\{\s*([-+]?[\d.]+)\s*\}\{\s*([-+]?[\d.]+)\s*\}")
-_WORD_NUMBERS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen twenty".split())}
+# Two letters joined as alternatives ("A or B", "A, B", "(A)/(B)"), or option markers "B)" / "(B)".
+_LETTER_ALTERNATIVES = re.compile(
+    r"(?<![A-Za-z])\(?([A-Z])\)?(?=\s*(?:[,/&;]|\bor\b|\band\b)\s*\(?([A-Z])\)?(?![A-Za-z]))")
+_LETTER_MARKER = re.compile(r"(?<![A-Za-z])\(?([A-Z])\)")
+
+
+def _blocks(text: str, opener: str, closer: str) -> tuple[list[str], str]:
+    """(contents of the `opener…closer` blocks, ``text`` without them), matched leftmost-shortest
+    like the lazy regex `opener(.*?)closer`, but in linear time (no rescan from every opener)."""
+    contents, kept, pos = [], [], 0
+    while (start := text.find(opener, pos)) >= 0:
+        end = text.find(closer, start + len(opener))
+        if end < 0:  # no closer after this opener, hence none after any later one either
+            break
+        contents.append(text[start + len(opener):end])
+        kept.append(text[pos:start])
+        pos = end + len(closer)
+    kept.append(text[pos:])
+    return contents, "".join(kept)
 
 
 def strip_thinking(text: str) -> str:
@@ -43,7 +58,7 @@ def strip_thinking(text: str) -> str:
     and an unclosed `<think>` (cut up to a following `<answer>` or to the end)."""
     if not text:
         return ""
-    text = _THINK_BLOCK.sub("", text)
+    text = _blocks(text, "<think>", "</think>")[1]
     # Prefilled prompt: the output starts inside the thought, so only `</think>` appears.
     if "</think>" in text:
         text = text.rsplit("</think>", 1)[1]
@@ -56,22 +71,25 @@ def strip_thinking(text: str) -> str:
 
 
 def _last_boxed(text: str) -> str | None:
-    """Content of the last `\\boxed{...}` in ``text`` (nested braces handled), or None."""
-    start = text.rfind("\\boxed{")
-    while start >= 0:
-        depth = 0
-        for pos in range(start + len("\\boxed"), len(text)):
-            depth += {"{": 1, "}": -1}.get(text[pos], 0)
-            if depth == 0:
-                return text[start + len("\\boxed{"): pos].strip()
-        start = text.rfind("\\boxed{", 0, start)  # unbalanced: try an earlier one
-    return None
+    """Content of the last closed `\\boxed{...}` in ``text`` (nested braces handled), or None.
+
+    One pass with a stack of open braces (a box's entry holds where its content starts), so a flood
+    of unclosed `\\boxed{` stays linear."""
+    open_braces, best = [], None
+    for match in _BOX_OR_BRACE.finditer(text):
+        if match.group() != "}":
+            open_braces.append(match.end() if match.group() != "{" else -1)
+        elif open_braces:
+            start = open_braces.pop()
+            if start >= 0 and (best is None or start > best[0]):
+                best = (start, match.start())
+    return text[best[0]:best[1]].strip() if best else None
 
 
 def _answer_candidate(output: str) -> str:
     """The span of ``output`` that holds the answer, following the documented priority order."""
     # 1. Last complete, non-empty <answer> block (an echoed prompt may contain an empty one).
-    blocks = [b.strip() for b in _ANSWER_BLOCK.findall(output) if b.strip()]
+    blocks = [b.strip() for b in _blocks(output, "<answer>", "</answer>")[0] if b.strip()]
     tail = output.rsplit("<answer>", 1)[1] if "<answer>" in output else ""
     tail = tail.replace("</answer>", "").strip()
     if blocks:
@@ -90,7 +108,7 @@ def _answer_candidate(output: str) -> str:
 
 def normalize_text(text: str) -> str:
     """SQuAD-style normalization: lowercase, drop punctuation and articles, collapse whitespace."""
-    text = "".join(ch for ch in text.lower() if ch not in string.punctuation)
+    text = text.lower().translate(_NO_PUNCTUATION)
     text = re.sub(r"\b(a|an|the)\b", " ", text)
     return " ".join(text.split())
 
@@ -113,25 +131,38 @@ def _choice_from_span(span: str, option_norms: list[str], n_options: int) -> str
     return _letter_if_valid(leading.group(1), n_options) if leading else None
 
 
+def _names_several_letters(span: str, n_options: int) -> bool:
+    """True when ``span`` offers several valid option letters: "A or B", "A, B", "B) red or C) blue"."""
+    def valid(letter):
+        return OPTION_LETTERS.index(letter) < n_options
+
+    if any(a != b and valid(a) and valid(b) for a, b in _LETTER_ALTERNATIVES.findall(span)):
+        return True
+    return len({letter for letter in _LETTER_MARKER.findall(span) if valid(letter)}) > 1
+
+
 def _parse_choice(candidate: str, options: list[str] | None) -> str | None:
-    """Option letter named by ``candidate``, or None when unknown, out of range or ambiguous."""
+    """Option letter named by ``candidate``, or None when unknown, out of range or ambiguous
+    (several letters offered as alternatives in the span the letter was read from)."""
     option_norms = [normalize_text(o) for o in options or []]
     n_options = len(option_norms) or len(OPTION_LETTERS)
     text = _ANSWER_PREFIX.sub("", candidate).strip()
     picked = _choice_from_span(text, option_norms, n_options)
     if picked or _BARE_LETTER.match(text):  # a bare but out-of-range letter is simply invalid
-        return picked
+        return None if picked and _names_several_letters(text, n_options) else picked
     # Explicit phrases anywhere: "The answer is (C)", "Answer: B", "option D" (last one wins).
-    explicit = _EXPLICIT_LETTER.findall(candidate)
+    explicit = list(_EXPLICIT_LETTER.finditer(candidate))
     if explicit:
-        return _letter_if_valid(explicit[-1], n_options)
+        if _names_several_letters(candidate[explicit[-1].start():], n_options):
+            return None
+        return _letter_if_valid(explicit[-1].group(1), n_options)
     # The last non-empty line, which skips a prompt echoed before the answer.
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if len(lines) > 1:
         last_line = _ANSWER_PREFIX.sub("", lines[-1]).strip()
         picked = _choice_from_span(last_line, option_norms, n_options)
         if picked:
-            return picked
+            return None if _names_several_letters(last_line, n_options) else picked
     # Option text contained in the answer; drop matches that are substrings of another match.
     norm = normalize_text(text)
     hits = [i for i, o in enumerate(option_norms) if o and re.search(rf"\b{re.escape(o)}\b", norm)]
@@ -139,54 +170,21 @@ def _parse_choice(candidate: str, options: list[str] | None) -> str | None:
     return OPTION_LETTERS[hits[0]] if len(hits) == 1 else None
 
 
-# Numbers beyond 1e±100 are not answers. Sampled junk like "4e99999999" would otherwise build a
-# gigantic exact integer (minutes of CPU, uninterruptible) or overflow float conversion.
-MAX_EXPONENT = 100
-
-
-def _number_value(token: str) -> Fraction | None:
-    """Exact value of one number token ("1,234.5", "-3", "2e3"), or None (also for |exponent| > 100)."""
-    try:
-        dec = Decimal(token.replace(",", ""))
-        if not dec.is_finite() or abs(dec.adjusted()) > MAX_EXPONENT:
-            return None
-        return Fraction(dec)
-    except (InvalidOperation, ValueError):
-        return None
-
-
-def _parse_number(text: str) -> Fraction | None:
-    """Value of the LAST number in ``text`` (simple fractions "3/4" and words "five" included)."""
-    text = _LATEX_FRAC.sub(r"\1/\2", text.replace("−", "-"))  # \frac{3}{4} -> 3/4
-    matches = list(_NUMBER_TOKEN.finditer(text))
-    if not matches:
-        words = [w for w in re.findall(r"[a-z]+", text.lower()) if w in _WORD_NUMBERS]
-        return Fraction(_WORD_NUMBERS[words[-1]]) if words else None
-    numerator, denominator = matches[-1].group(1), matches[-1].group(2)
-    value = _number_value(numerator)
-    if denominator is not None:
-        bottom = _number_value(denominator)
-        value = value / bottom if value is not None and bottom else None
-    return value
-
-
-def _canonical_number(value: Fraction) -> str:
-    """Canonical string: integers without a decimal point, others in shortest float form."""
-    if value.denominator == 1:
-        return str(value.numerator)
-    exact = Decimal(value.numerator) / Decimal(value.denominator)
-    return format(exact.normalize(), "f") if Fraction(exact) == value else repr(float(value))
-
-
-def extract_answer(output: str, answer_type: str, options: list[str] | None = None) -> str | None:
+def extract_answer(output: str, answer_type: str, options: list[str] | None = None,
+                   question: str | None = None) -> str | None:
     """Normalized prediction from a raw model ``output`` for ``answer_type``, or None.
+
+    ``question``: the sample's question; where the output echoes it verbatim, the echo is removed
+    first, so numbers or letters stated in the question earn no credit.
 
     Span priority: last complete `<answer>` block > unclosed `<answer>` tail > text after `</think>`
     (or the whole output), where its last `\\boxed{}` wins > a `\\boxed{}` inside the thought.
     A truncated thought (unclosed `<think>`, no answer, no box) yields None.
-    Then: choice -> option letter, number -> canonical last number, text -> SQuAD-normalized,
+    Then: choice -> option letter, number -> the one (canonical) number, text -> SQuAD-normalized,
     math -> the candidate string (checked later with math-verify).
     """
+    if output and question and question.strip():
+        output = output.replace(question.strip(), "\n")
     if not output or not output.strip():
         return None
     candidate = _answer_candidate(output)
@@ -195,8 +193,8 @@ def extract_answer(output: str, answer_type: str, options: list[str] | None = No
     if answer_type == "choice":
         return _parse_choice(candidate, options)
     if answer_type == "number":
-        value = _parse_number(candidate)
-        return _canonical_number(value) if value is not None else None
+        value = parse_number(candidate)
+        return canonical_number(value) if value is not None else None
     if answer_type == "text":
         return normalize_text(_ANSWER_PREFIX.sub("", candidate)) or None
     if answer_type == "math":
@@ -218,43 +216,26 @@ def mean_relative_accuracy(pred: float, gt: float, thresholds=None) -> float:
     return passed / len(thresholds)
 
 
-def _math_parse(expression: str):
-    """math-verify parse of ``expression`` without signal-based timeouts; [] when it fails."""
-    from math_verify import parse
-
-    # Prose ("so x is 3") and already-delimited strings go to math-verify's own extractors.
-    prose = re.search(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}", re.sub(r"\\[A-Za-z]+", " ", expression))
-    if "$" in expression or "\\boxed" in expression or prose:
-        return parse(expression, parsing_timeout=None)
-    # Bare LaTeX parses reliably only inside $...$ ("2\\sqrt{2}" alone parses as 2).
-    return parse(f"${expression}$", parsing_timeout=None) or parse(expression, parsing_timeout=None)
-
-
 def _math_equal(pred: str, gold: str) -> bool:
-    """Mathematical equivalence via math-verify, falling back to exact numbers / compact strings."""
-    from math_verify import verify
-
-    if len(pred) <= _MAX_MATH_CHARS and len(gold) <= _MAX_MATH_CHARS:
-        try:
-            gold_parsed, pred_parsed = _math_parse(gold), _math_parse(pred)
-            if gold_parsed and pred_parsed:
-                if verify(gold_parsed, pred_parsed, timeout_seconds=None):
-                    return True
-        except Exception:  # noqa: BLE001 - a parser failure means "not verified", never a crash
-            pass
-    # Fallback: both are plain numbers, or identical after removing $, spaces and case.
-    full_number = re.compile(rf"\s*(?:{_NUMBER})\s*")
-    if full_number.fullmatch(pred) and full_number.fullmatch(gold):
-        return _number_value(pred.strip()) == _number_value(gold.strip())
-    compact = lambda s: re.sub(r"[\s$]", "", s).lower()  # noqa: E731
-    return bool(compact(pred)) and compact(pred) == compact(gold)
+    """Equal plain numbers, or identical strings after removing $, spaces and case (checked first:
+    no process round trip), or else math-verify equivalence (time- and size-bounded, `mathcheck`)."""
+    if FULL_NUMBER.fullmatch(pred) and FULL_NUMBER.fullmatch(gold):
+        value = number_value(pred.strip())
+        if value is not None and value == number_value(gold.strip()):
+            return True
+    else:
+        compact_pred = re.sub(r"[\s$]", "", pred).lower()
+        if compact_pred and compact_pred == re.sub(r"[\s$]", "", gold).lower():
+            return True
+    return math_verify_equal(pred, gold)
 
 
 def score_prediction(pred: str | None, answer: str, answer_type: str, options=None,
                      numeric_metric: str = "exact", rel_tol: float = 1e-6) -> float:
     """Score in [0, 1] of ``pred`` against the gold ``answer``; None predictions score 0.
 
-    choice: letter equality; number: |pred-gt| <= rel_tol*max(1,|gt|) ("exact") or MRA ("mra");
+    choice: letter equality; number ("exact"): integers must be equal, otherwise
+    |pred-gt| <= rel_tol*max(1,|gt|); number ("mra"): mean relative accuracy;
     text: normalized equality; math: math-verify equivalence with plain fallbacks.
     """
     if numeric_metric not in ("exact", "mra"):
@@ -266,11 +247,13 @@ def score_prediction(pred: str | None, answer: str, answer_type: str, options=No
         gold = answer.upper() if len(answer) == 1 else _parse_choice(answer, options)
         return float(gold is not None and _parse_choice(pred, options) == gold)
     if answer_type == "number":
-        pred_value, gold_value = _parse_number(pred), _parse_number(answer)
+        pred_value, gold_value = parse_number(pred), parse_number(answer)
         if pred_value is None or gold_value is None:
             return 0.0
         if numeric_metric == "mra":
             return mean_relative_accuracy(float(pred_value), float(gold_value))
+        if pred_value.denominator == 1 and gold_value.denominator == 1:
+            return float(pred_value == gold_value)  # 1000001 is not 1000000 (no tolerance)
         tolerance = rel_tol * max(1.0, abs(float(gold_value)))
         return float(abs(float(pred_value - gold_value)) <= tolerance)
     if answer_type == "text":
@@ -283,9 +266,11 @@ def score_prediction(pred: str | None, answer: str, answer_type: str, options=No
 def score_output(
     output: str, sample: dict, numeric_metric: str = "exact"
 ) -> tuple[str | None, float]:
-    """Extract the prediction from ``output``, score it against ``sample``; return (pred, score)."""
+    """Extract the prediction from ``output``, score it against ``sample``; return (pred, score).
+
+    ``sample["question"]`` (when present) is cut out of an output that echoes it (`extract_answer`)."""
     options = sample.get("options")
-    pred = extract_answer(output, sample["answer_type"], options)
+    pred = extract_answer(output, sample["answer_type"], options, sample.get("question"))
     score = score_prediction(pred, sample["answer"], sample["answer_type"], options, numeric_metric)
     return pred, score
 

@@ -6,6 +6,7 @@ import logging
 
 from omegaconf import OmegaConf
 
+from dualtune.config_checks import check_config, require_data
 from dualtune.data.sources import limit_samples, load_domain
 from dualtune.evaluation.cache import cached_evaluate, eval_key_fields
 from dualtune.evaluation.runner import evaluate_model, write_eval
@@ -49,11 +50,12 @@ def run_eval(cfg, model_path: str, samples: list[dict], use_cache: bool, out_dir
 @task_wrapper
 def evaluate(cfg):
     """Evaluate ``cfg.checkpoint`` (or the model config's base model) on the domain's test split."""
+    check_config(cfg, "evaluate")
     seed_everything(cfg.seed)
     out = run_dir(cfg)
     with stage("load data"):
-        test = limit_samples(load_domain(cfg.domain, cfg.cache_dir, seed=cfg.seed, strict=cfg.strict)["test"],
-                             cfg.get("limit"))
+        data = require_data(cfg, load_domain(cfg.domain, cfg.cache_dir, seed=cfg.seed, strict=cfg.strict), "evaluate")
+        test = limit_samples(data["test"], cfg.get("limit"))
     is_base = not cfg.get("checkpoint")
     path = resolve_model_path(cfg.model, cfg.cache_dir) if is_base else str(cfg.checkpoint)
     with stage(f"evaluate {'base' if is_base else 'checkpoint'} {path}"):

@@ -6,9 +6,13 @@
   groups (`dualtune.training.grpo_module.GRPOModule`), with the mode's ``max_new_tokens`` budget.
 * ``algo.max_steps`` counts rollout batches; with ``mu > 1`` the Trainer takes ``mu`` optimizer steps
   per batch, so its ``max_steps`` is ``mu * algo.max_steps``.
-* Checkpoints / resume as in SFT (``<run dir>/checkpoints``, ``ckpt_path=last``; for ``sft_then_grpo``
-  use ``last``, which resumes each stage from its own dir); the tuned model
-  (LoRA merged) goes to ``<run dir>/model``; ``reward_curve.{csv,png}`` hold the mean reward per step.
+* Checkpoints / resume as in SFT (`dualtune.recipes.sft`): ``<run dir>/checkpoints/last.ckpt`` every
+  ``trainer.checkpoint_every_n_steps`` rollout steps, at the end and on SIGTERM (exit 143); resume with
+  ``ckpt_path=last`` (for ``sft_then_grpo`` each stage resumes from its own dir). The prompt order (each
+  epoch's shuffle and the position in it) and the reward-curve rows are in the checkpoint, so a resumed run
+  trains the prompts an uninterrupted run would have, and the curve has every step once.
+* The tuned model (LoRA merged) goes to ``<run dir>/model``; ``reward_curve.{csv,png}`` hold the mean
+  reward per step.
 """
 
 from __future__ import annotations
@@ -18,22 +22,21 @@ import csv
 import logging
 from pathlib import Path
 
-import lightning as L
-import torch
 from omegaconf import OmegaConf, open_dict
-from torch.utils.data import DataLoader
 
+from dualtune.data.datamodule import ResumableDataLoader
 from dualtune.data.encoding import OverlongError, encode_generation_batch
 from dualtune.models.loading import load_model, vision_tower_patterns
 from dualtune.recipes.sft import build_trainer, resolve_ckpt_path, save_tuned
 from dualtune.schema import row_modes
+from dualtune.training.callbacks import RewardCurve
+from dualtune.training.checkpointing import fit_resumable
 from dualtune.training.grpo_module import GRPOModule, grpo_collate
+from dualtune.utils.distributed import after_fit
 from dualtune.utils.runtime import build_logger
 
 log = logging.getLogger(__name__)
 CURVE_FILE = "reward_curve"
-# Metrics copied from the step's logged values into the reward curve (per-reward means are added by prefix).
-CURVE_METRICS = ("reward", "reward_std", "frac_reward_zero_std", "completions/mean_length", "loss")
 
 
 def grpo_algo_cfg(algo):
@@ -92,43 +95,6 @@ def filter_overlong_prompts(processor, rows, modes, templates, budget, max_lengt
     return kept, skipped
 
 
-class RewardCurve(L.Callback):
-    """Records, after every rollout batch, the step's mean reward and companions (see `CURVE_METRICS`)."""
-
-    def __init__(self):
-        self.rows: list[dict] = []
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        """Append this step's logged values; per-mode rewards only for modes present in the batch."""
-        metrics = trainer.callback_metrics
-        # Batches done in this fit, counted across a resume (the loop's progress is checkpointed).
-        step = trainer.fit_loop.epoch_loop.batch_progress.total.ready
-        row = {"step": step, "global_step": trainer.global_step}
-        for key, value in metrics.items():
-            if key in CURVE_METRICS or (key.startswith("rewards/") and key.endswith("/mean")):
-                row[key] = float(value)
-        if pl_module.per_mode_metrics:  # only modes of this batch (an absent one would show a stale value)
-            for mode in pl_module.last_modes:
-                key = f"modes/{mode}/reward"
-                if key in metrics:
-                    row[key] = float(metrics[key])
-        self.rows.append(row)
-
-
-class PeriodicCheckpoint(L.Callback):
-    """Saves ``<out>/checkpoints/last.ckpt`` every ``every`` rollout batches, so a long GRPO run (one
-    endless epoch when ``max_steps`` is set) resumes mid-run with ``ckpt_path=last``."""
-
-    def __init__(self, path: Path, every: int):
-        self.path, self.every = Path(path), int(every)
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        """Checkpoint when the number of finished batches is a multiple of ``every``."""
-        done = trainer.fit_loop.epoch_loop.batch_progress.total.ready
-        if self.every > 0 and done % self.every == 0:
-            trainer.save_checkpoint(self.path)
-
-
 def default_window(n_steps: int) -> int:
     """Steps averaged for a curve's trend: a tenth of the run, at least 5."""
     return max(5, n_steps // 10)
@@ -146,7 +112,8 @@ def curve_summary(rows: list[dict], window: int | None = None, key: str = "rewar
 
 
 def merge_curve(previous: list[dict], new: list[dict]) -> list[dict]:
-    """Rows of an interrupted run (before the first resumed step) followed by the new rows."""
+    """Rows of an interrupted run (before the first resumed step) followed by the new rows (for checkpoints
+    written before the curve was part of the checkpoint)."""
     if not new:
         return list(previous)
     start = new[0]["step"]
@@ -237,20 +204,22 @@ def fit_grpo(cfg, model_path: str, processor, train_rows, out_dir: Path) -> Path
     if float(algo.beta) > 0 and not hasattr(model, "disable_adapter"):
         ref_model = load_model(model_path, cfg.model, for_training=False)
     module = build_grpo_module(cfg, algo, model, processor, ref_model)
-    loader = DataLoader(rows, batch_size=int(algo.batch_size), shuffle=bool(algo.get("shuffle", True)),
-                        collate_fn=grpo_collate, generator=torch.Generator().manual_seed(int(cfg.seed)))
+    # Seeded order per epoch, resumable mid-epoch (its position is saved in the checkpoint).
+    loader = ResumableDataLoader(rows, batch_size=int(algo.batch_size), shuffle=bool(algo.get("shuffle", True)),
+                                 seed=int(cfg.seed), collate_fn=grpo_collate)
     max_steps = int(algo.max_steps)
-    curve = RewardCurve()
-    periodic = PeriodicCheckpoint(out_dir / "checkpoints" / "last.ckpt", int(algo.get("checkpoint_every", 0)))
+    curve = RewardCurve()  # its rows are saved in the checkpoint
     trainer = build_trainer(with_algo(cfg, algo), out_dir, logger=build_logger(cfg, out_dir),
                             max_epochs=-1 if max_steps > 0 else int(algo.epochs),
-                            max_steps=max_steps * int(algo.mu) if max_steps > 0 else -1, callbacks=[curve, periodic])
+                            max_steps=max_steps * int(algo.mu) if max_steps > 0 else -1, callbacks=[curve],
+                            steps_per_unit=int(algo.mu))  # checkpoint_every_n_steps counts rollout steps
     resume = resolve_ckpt_path(cfg.get("ckpt_path"), out_dir)
-    trainer.fit(module, loader, ckpt_path=resume)
+    fit_resumable(trainer, module, loader, resume)  # SIGTERM: checkpoint, exit 143
     save_dir = out_dir / "model"
     if trainer.is_global_zero:
         save_tuned(module.model, processor, save_dir)
-        previous = read_curve(out_dir / f"{CURVE_FILE}.csv") if resume else []
+        # A checkpoint from before the curve was saved in it: keep the earlier rows from the CSV.
+        previous = read_curve(out_dir / f"{CURVE_FILE}.csv") if resume and not curve.restored else []
         rows_out = merge_curve(previous, curve.rows)
         write_reward_curve(rows_out, out_dir)
         summary = curve_summary(rows_out)
@@ -262,4 +231,5 @@ def fit_grpo(cfg, model_path: str, processor, train_rows, out_dir: Path) -> Path
             if part["steps"]:
                 log.info("  %s groups: mean reward first %s steps %.3f -> last %.3f", rollout_mode_name,
                          part["window"], part["first"], part["last"])
+    after_fit(trainer, "grpo model saved")  # every rank waits until rank 0 has written the model
     return save_dir

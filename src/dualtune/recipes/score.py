@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from dualtune.config_checks import check_config, require_data
 from dualtune.data.sources import limit_samples, load_domain
 from dualtune.recipes.select import run_selection
 from dualtune.scoring.runner import score_settings
@@ -19,11 +20,12 @@ log = logging.getLogger(__name__)
 @task_wrapper
 def score(cfg):
     """Score (reusing / resuming the score store) and select; returns the SelectionResult or None."""
+    check_config(cfg, "score")
     seed_everything(cfg.seed)
     out = run_dir(cfg)
     with stage("load data"):
-        rows = limit_samples(load_domain(cfg.domain, cfg.cache_dir, seed=cfg.seed, strict=cfg.strict)["train"],
-                             score_settings(cfg)["limit"])
+        data = require_data(cfg, load_domain(cfg.domain, cfg.cache_dir, seed=cfg.seed, strict=cfg.strict), "score")
+        rows = limit_samples(data["train"], score_settings(cfg)["limit"])
     with stage(f"score and select ({cfg.selection.name})"):
         result = run_selection(cfg, rows, out)
     if result is None:

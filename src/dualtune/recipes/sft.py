@@ -1,8 +1,12 @@
 """The SFT recipe: fine-tune a checkpoint on samples in direct / cot / dual mode and save the result.
 
-Checkpoints go to ``<run dir>/checkpoints`` (``last.ckpt`` every epoch); rerun with
-``hydra.run.dir=<that run dir> ckpt_path=last`` to resume at the same step. The tuned model is saved
-with ``save_pretrained`` (LoRA merged) to ``<run dir>/model`` so every loader can read it.
+Checkpoints: ``<run dir>/checkpoints/last.ckpt`` is rewritten (atomically) every
+``trainer.checkpoint_every_n_steps`` optimizer steps, at each epoch end, at the end of training and when the job
+gets SIGTERM (it then exits with status 143 and saves no model). Rerun with
+``hydra.run.dir=<that run dir> ckpt_path=last`` to resume at the checkpointed step, with the same data order
+(the epoch's shuffle and the position in it are in the checkpoint; `dualtune.training.checkpointing`).
+The tuned model is saved with ``save_pretrained`` (LoRA merged) to ``<run dir>/model`` so every loader can
+read it.
 """
 
 from __future__ import annotations
@@ -11,19 +15,23 @@ import logging
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
 
 from dualtune.data.datamodule import SFTDataModule
 from dualtune.models.loading import load_model, vision_tower_patterns
 from dualtune.training.callbacks import ProgressLog
+from dualtune.training.checkpointing import AtomicCheckpointIO, BatchLog, ResumeCheckpoint, fit_resumable
 from dualtune.training.sft_module import SFTModule
+from dualtune.utils.distributed import after_fit
 from dualtune.utils.runtime import build_logger
 
 log = logging.getLogger(__name__)
 
 
-def build_trainer(cfg, out_dir: Path, logger=None, max_epochs=None, max_steps=None, callbacks=()):
-    """A Lightning Trainer from ``cfg.trainer`` with a last-checkpoint callback in ``out_dir/checkpoints``.
+def build_trainer(cfg, out_dir: Path, logger=None, max_epochs=None, max_steps=None, callbacks=(),
+                  steps_per_unit: int = 1):
+    """A Lightning Trainer from ``cfg.trainer`` that keeps ``out_dir/checkpoints/last.ckpt`` resumable
+    (`ResumeCheckpoint` every ``trainer.checkpoint_every_n_steps`` steps of ``steps_per_unit`` optimizer steps,
+    written by `AtomicCheckpointIO`); ``trainer.log_batch_ids`` adds ``out_dir/batch_ids.jsonl``.
 
     As in TRL, ``algo.max_steps > 0`` overrides ``algo.epochs`` (the run takes exactly that many steps).
     """
@@ -31,14 +39,15 @@ def build_trainer(cfg, out_dir: Path, logger=None, max_epochs=None, max_steps=No
     max_steps = int(max_steps if max_steps is not None else cfg.algo.max_steps)
     if max_epochs is None:
         max_epochs = -1 if max_steps > 0 else cfg.algo.epochs
-    ckpt = ModelCheckpoint(dirpath=str(out_dir / "checkpoints"), save_last=True, save_top_k=0)
+    ckpt = ResumeCheckpoint(out_dir / "checkpoints", int(t.get("checkpoint_every_n_steps", 0)), steps_per_unit)
+    extra = [BatchLog(out_dir / "batch_ids.jsonl")] if t.get("log_batch_ids", False) else []
     return L.Trainer(
         accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
         max_epochs=max_epochs, max_steps=max_steps,
         accumulate_grad_batches=cfg.algo.get("accumulate_grad_batches", 1),
         log_every_n_steps=t.log_every_n_steps, logger=logger if logger is not None else False,
-        callbacks=[ckpt, ProgressLog(every=t.get("progress_every", 25)), *callbacks],
-        fast_dev_run=cfg.trainer.get("fast_dev_run", False),
+        callbacks=[ckpt, ProgressLog(every=t.get("progress_every", 25)), *extra, *callbacks],
+        plugins=[AtomicCheckpointIO()], fast_dev_run=cfg.trainer.get("fast_dev_run", False),
         enable_model_summary=False, default_root_dir=str(out_dir),
     )
 
@@ -70,10 +79,11 @@ def fit_sft(cfg, model_path: str, processor, train_rows, out_dir: Path, val_rows
                        vision_lr_scale=float(algo.get("vision_lr_scale", 1.0)),
                        vision_patterns=vision_tower_patterns(cfg.model))
     trainer = build_trainer(cfg, out_dir, logger=build_logger(cfg, out_dir))
-    trainer.fit(module, data, ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), out_dir))
+    fit_resumable(trainer, module, data, resolve_ckpt_path(cfg.get("ckpt_path"), out_dir))  # SIGTERM: exit 143
     save_dir = out_dir / "model"
     if trainer.is_global_zero:
         save_tuned(module.model, processor, save_dir)
+    after_fit(trainer, "sft model saved")  # every rank waits until rank 0 has written the model
     log.info("SFT done: %d steps, skipped %s; model saved to %s", trainer.global_step, data.skipped or "none",
              save_dir)
     return save_dir

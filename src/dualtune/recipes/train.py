@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from dualtune.boundary import boundary_report, write_report
 from dualtune.boundary_plots import plot_boundary_scatter, plot_gap_b
+from dualtune.config_checks import check_config, require_data
 from dualtune.curation import build_manifest, write_manifest
 from dualtune.data.sources import limit_samples, load_domain
 from dualtune.models.base import resolve_model_path
@@ -22,6 +23,7 @@ from dualtune.recipes.evaluate import run_eval
 from dualtune.recipes.select import select_training_rows, update_selection_cost
 from dualtune.recipes.sft import fit_sft
 from dualtune.rl_report import write_rl_report_for_run
+from dualtune.utils.distributed import check_launched_ranks, is_global_zero
 from dualtune.utils.runtime import run_dir, seed_everything, stage, task_wrapper
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,7 @@ def write_boundary(cfg, base, tuned, train_rows, out) -> dict:
     write_report(report, out, config=OmegaConf.to_container(cfg, resolve=True))
     plot_boundary_scatter(report["subtasks"], out / "boundary_scatter.png", title=f"Thinking Boundary ({cfg.domain.name})")
     plot_gap_b(report["subtasks"], out / "gap_b.png")
-    write_manifest(build_manifest(report["subtasks"], train_rows, cfg.get("curation_tie_route", "direct")),
+    write_manifest(build_manifest(report["subtasks"], train_rows, cfg.curation_tie_route),
                    out / "curation")
     return report
 
@@ -74,11 +76,13 @@ def fit_algo(cfg, start_path: str, processor, train_rows, out):
 @task_wrapper
 def train(cfg):
     """Run the configured training job; with ``eval.enabled`` also the base/tuned evals and the report."""
+    check_config(cfg, "train")
     timings: dict = {}
     seed_everything(cfg.seed)
     out = run_dir(cfg)
     with stage("load data", timings):
         data = load_domain(cfg.domain, cfg.cache_dir, seed=cfg.seed, strict=cfg.strict)
+        require_data(cfg, data, "train")
         test_rows = limit_samples(data["test"], cfg.eval.get("limit"))
     with stage("resolve base model", timings):
         base_path = resolve_model_path(cfg.model, cfg.cache_dir)
@@ -86,12 +90,14 @@ def train(cfg):
     with stage("select training samples", timings):
         train_rows = select_training_rows(cfg, data["train"], out)
     base = None
-    if cfg.eval.enabled:
+    if cfg.eval.enabled and is_global_zero():  # run-level work on rank 0 only (DDP re-runs this script per rank)
         with stage("evaluate base model (both modes)", timings):
             base = run_eval(cfg, base_path, test_rows, use_cache=True, out_dir=out / "eval_base")
     train_stage = f"{cfg.algo.name} ({cfg.mode.name})"
     with stage(train_stage, timings):
         tuned_path = fit_algo(cfg, cfg.get("init_from") or base_path, processor, train_rows, out)
+    if not is_global_zero():  # the other ranks are done once the model is saved; rank 0 checks their exit
+        return None
     if (out / "selection.json").exists():  # scoring vs training cost, side by side (RAP's efficiency claim)
         update_selection_cost(out, timings[train_stage])
     report = None
@@ -101,6 +107,7 @@ def train(cfg):
         with stage("thinking-boundary report", timings):
             report = write_boundary(cfg, base, tuned, train_rows, out)
             write_rl_report_for_run(cfg, report, out)  # init_from + RL algo: rl_boundary.{json,csv,md}
+    check_launched_ranks()  # a rank that failed fails the run (never exit 0 behind a crashed rank)
     (out / "timings.json").write_text(json.dumps(timings, indent=2))
     log.info("done; outputs in %s; stage times %s", out, timings)
     return report

@@ -109,6 +109,9 @@ def score_samples(samples: list[dict], plan: ScoringPlan, backend, cache: Rollou
     """
     if plan.ace is not None and ace_fn is None:
         raise ValueError("plan.ace is set but no ace_fn was given")
+    from dualtune.prompting.mathcheck import math_checks_since, math_verify_stats
+
+    math_before = math_verify_stats()
     totals = {k: 0 for k in COST_KEYS}
     totals.update(wall_s=0.0, batches=0, samples=0)
     for k, begin in enumerate(range(0, len(samples), max(1, int(batch_size)))):
@@ -133,4 +136,6 @@ def score_samples(samples: list[dict], plan: ScoringPlan, backend, cache: Rollou
         if on_batch is not None:
             on_batch(k, rows)
     totals["generate_s"] = float(np.round(totals["generate_s"], 3))
+    cut = math_checks_since(math_before)  # logs a warning when answer checks were cut off
+    totals["math_checks_cut_off"] = sum(cut.get(k, 0) for k in ("timeouts", "too_large", "crashed"))
     return totals

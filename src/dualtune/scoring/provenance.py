@@ -4,6 +4,11 @@
 parameters, the seed, the conditions and ACE settings — the *matching* fields, whose hash
 names the store — plus informational fields (git sha, config hash, dataset size, time) that
 never block reuse. Two runs reuse each other's scores iff their matching fields are equal.
+
+Within a store, each score row carries its sample's content digest (``rollouts.sample_digest``: id,
+question, options, answer and the images / video frames by content); only rows whose digest matches
+the current sample are reused, so a sample whose image changed is scored again. The informational
+``dataset_digest`` hashes those per-sample digests (the dataset's content, not only its ids).
 """
 
 from __future__ import annotations
@@ -44,8 +49,15 @@ def provenance_hash(prov: dict) -> str:
 
 def build_provenance(plan: ScoringPlan, model_info: dict, template: str, config=None,
                      dataset_ids=None) -> dict:
-    """Provenance dict for ``plan``; ``model_info`` = {name, fingerprint, ...} plus an informational ``path``."""
+    """Provenance dict for ``plan``; ``model_info`` = {name, fingerprint, ...} plus an informational ``path``.
+
+    ``dataset_ids``: the sample ids, or a mapping ``{id: sample content digest}`` (then the informational
+    ``dataset_digest`` covers the content, images included).
+    """
     model_info = dict(model_info)
+    if dataset_ids is not None:
+        content = sorted((str(k), str(v)) for k, v in dataset_ids.items()) if hasattr(dataset_ids, "items") \
+            else sorted(map(str, dataset_ids))
     model_path = model_info.pop("path", None)
     prov = {
         "version": SCORES_VERSION,
@@ -65,7 +77,7 @@ def build_provenance(plan: ScoringPlan, model_info: dict, template: str, config=
         "config_hash": stable_hash(config) if config is not None else None,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "n_samples": len(dataset_ids) if dataset_ids is not None else None,
-        "dataset_digest": stable_hash(sorted(map(str, dataset_ids))) if dataset_ids is not None else None,
+        "dataset_digest": stable_hash(content) if dataset_ids is not None else None,
     }
     prov["hash"] = provenance_hash(prov)
     return prov

@@ -29,7 +29,7 @@ import numpy as np
 
 from dualtune.prompting.answers import cot_format_ok, score_output
 from dualtune.selection.released_code import released_reward
-from dualtune.utils.hashing import stable_hash
+from dualtune.utils.hashing import stable_hash, visual_digest
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +69,10 @@ def condition_inputs(samples, condition: str) -> list[dict]:
 
 
 def sample_digest(sample: dict) -> str:
-    """Hash of what a sample's rollouts depend on besides its id (text, options, answer, #images)."""
-    n_visual = len(sample.get("images") or []) + len(sample.get("video") or [])
+    """Hash of what a sample's rollouts depend on besides its id (text, options, answer, images and video
+    frames by content), so a changed image re-scores the sample."""
     return stable_hash([sample["id"], sample.get("question"), list(sample.get("options") or []),
-                        sample.get("answer"), sample.get("answer_type"), n_visual])
+                        sample.get("answer"), sample.get("answer_type"), visual_digest(sample)])
 
 
 def judge(text: str, sample: dict, mode: str) -> tuple[bool, bool, float]:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from dualtune.schema import duplicate_ids
 from dualtune.scoring.attention import AceSettings
 from dualtune.scoring.pipeline import score_samples
 from dualtune.scoring.provenance import ScoringPlan, build_provenance, resolve_store
@@ -112,12 +113,13 @@ def load_scores(cfg, plan: ScoringPlan, rows: list[dict], backend=None, ace_fn=N
                   "dtype": cfg.model.get("dtype"), "max_pixels": cfg.model.get("max_pixels"),
                   "min_pixels": cfg.model.get("min_pixels")}
     template = str(cfg.mode.templates[plan.rollouts.mode])
-    prov = build_provenance(plan, model_info, template, config=cfg, dataset_ids=[r["id"] for r in rows])
-    root = cfg.selection.get("scores_dir") or Path(cfg.cache_dir) / "scores"
-    store, reused = resolve_store(root, prov)
     digests = {r["id"]: sample_digest(r) for r in rows}
     if len(digests) != len(rows):
-        raise ValueError("training rows have duplicate ids")
+        dups = duplicate_ids(rows)
+        raise ValueError(f"training rows have {len(dups)} duplicate ids: {dups[:20]}")
+    prov = build_provenance(plan, model_info, template, config=cfg, dataset_ids=digests)
+    root = cfg.selection.get("scores_dir") or Path(cfg.cache_dir) / "scores"
+    store, reused = resolve_store(root, prov)
 
     # This shard's ids that no run has scored yet (resume skips the rest).
     done = store.scored_ids(digests)

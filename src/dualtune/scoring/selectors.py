@@ -46,11 +46,15 @@ def _opt(sel, key, default=None):
 
 
 def rollouts_for(sel) -> int:
-    """M for a selection config: ``rollouts.num_generations``, else the pass-rate preset's hint, else 5."""
+    """M for a selection config: ``rollouts.num_generations``, else (null) the pass-rate preset's hint, else 5."""
     m = _opt(_opt(sel, "rollouts", {}), "num_generations")
     if m is None and sel.name == "pass_rate" and _opt(sel, "preset"):
         m = PASS_RATE_PRESETS[sel.preset].rollouts
-    return int(m or (8 if sel.name == "pass_rate" else 5))
+    if m is None:
+        return 8 if sel.name == "pass_rate" else 5
+    if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+        raise ValueError(f"selection.rollouts.num_generations must be an integer >= 1 (or null), got {m!r}")
+    return m
 
 
 def scoring_needs(sel) -> dict | None:

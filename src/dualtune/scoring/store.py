@@ -13,7 +13,10 @@ Guarantees:
 * resume = skip ids already present (with a matching sample digest);
 * no id is ever duplicated: readers de-duplicate on ``(id, digest)`` (first occurrence wins,
   ``scores.parquet`` before parts), and merging happens under an exclusive file lock, deleting
-  only the parts it has folded in — parts other shards write meanwhile are kept.
+  only the parts it has folded in — parts other shards write meanwhile are kept;
+* no id is ever lost to a concurrent merge: readers list and read the files under a shared lock on
+  the same lock file, so a merge cannot delete a part between a reader's listing and its read
+  (a store whose lock file cannot be opened, e.g. read-only, is read by re-listing until stable).
 
 Shards: ``shard_of(id, n)`` assigns every id to one of ``n`` shards by a stable hash, so
 independent ``score.shard_id=k`` processes partition the dataset without coordination.
@@ -23,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 import uuid
 from pathlib import Path
@@ -51,14 +53,15 @@ def write_json_atomic(obj, path) -> Path:
 
 
 @contextlib.contextmanager
-def file_lock(path):
-    """Exclusive advisory lock on ``path`` (created if missing) for the duration of the block."""
+def file_lock(path, shared: bool = False):
+    """Advisory ``flock`` on ``path`` (created if missing) for the duration of the block: exclusive, or
+    ``shared`` (any number of shared holders, none while an exclusive one holds it)."""
     import fcntl
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+        fcntl.flock(fh, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -73,6 +76,7 @@ class ScoreStore:
         self.parts_dir = self.path / "parts"
         self.merged_path = self.path / "scores.parquet"
         self.provenance_path = self.path / "provenance.json"
+        self.lock_path = self.path / ".merge.lock"
 
     def read_provenance(self) -> dict | None:
         """The stored provenance, or None if there is none (or it is unreadable)."""
@@ -93,10 +97,35 @@ class ScoreStore:
         return files + sorted(self.parts_dir.glob("part-*.parquet"))
 
     def read(self, files=None):
-        """All stored rows as one DataFrame, unique on ``(id, digest)`` (first occurrence wins)."""
+        """All stored rows as one DataFrame, unique on ``(id, digest)`` (first occurrence wins).
+
+        Lists and reads under a shared lock, so a concurrent :meth:`merge` (exclusive lock) cannot delete
+        a listed part before it is read."""
+        if not self.path.is_dir():  # nothing stored (and nothing to race with); do not create the directory
+            return self._read([] if files is None else files)
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(file_lock(self.lock_path, shared=True))
+            except OSError:  # lock file not creatable (read-only store): tolerate merges by re-listing
+                return self._read_relisting(files)
+            return self._read(self._files() if files is None else files)
+
+    def _read_relisting(self, files, attempts: int = 20):
+        """Lock-free read: a part deleted by a merge between listing and reading triggers a fresh listing
+        (that merge has already replaced ``scores.parquet`` by a file holding the part's rows)."""
+        if files is None:
+            for attempt in range(attempts - 1):
+                with contextlib.suppress(FileNotFoundError):
+                    return self._read(self._files())
+                time.sleep(0.01 * (attempt + 1))
+        return self._read(self._files() if files is None else files)
+
+    @staticmethod
+    def _read(files):
+        """Concatenate ``files`` (no locking), unique on ``(id, digest)``, first occurrence wins."""
         import pandas as pd
 
-        frames = [pd.read_parquet(f) for f in (self._files() if files is None else files)]
+        frames = [pd.read_parquet(f) for f in files]
         frames = [f for f in frames if len(f)]
         if not frames:
             return pd.DataFrame()
@@ -119,11 +148,11 @@ class ScoreStore:
 
     def merge(self) -> Path:
         """Fold every part into ``scores.parquet`` (under a lock), then delete the folded parts."""
-        with file_lock(self.path / ".merge.lock"):
+        with file_lock(self.lock_path):
             files = self._files()
             parts = [f for f in files if f != self.merged_path]
             if parts or not self.merged_path.is_file():
-                df = self.read(files)
+                df = self._read(files)
                 if not df.empty:
                     df = df.sort_values("id", kind="stable").reset_index(drop=True)
                 write_parquet_atomic(df, self.merged_path)

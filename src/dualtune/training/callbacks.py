@@ -30,3 +30,44 @@ class ProgressLog(L.Callback):
         loss = trainer.callback_metrics.get("train/loss_step", trainer.callback_metrics.get("loss"))
         loss_txt = f"{float(loss):.4f}" if loss is not None else "n/a"
         log.info("%s step %d/%d  loss %s  elapsed %.0fs  eta %.0fs", self.name, step, total, loss_txt, elapsed, eta)
+
+
+# Metrics copied from the step's logged values into the GRPO reward curve (per-reward means are added by prefix).
+CURVE_METRICS = ("reward", "reward_std", "frac_reward_zero_std", "completions/mean_length", "loss")
+
+
+class RewardCurve(L.Callback):
+    """Records, after every rollout batch, the step's mean reward and companions (see `CURVE_METRICS`).
+
+    The rows are part of the checkpoint (``state_dict``), so a run resumed from step k keeps steps 1..k and
+    appends k+1..: every step exactly once, even after a kill -9 that lost the steps after the checkpoint.
+    """
+
+    def __init__(self):
+        self.rows: list[dict] = []
+        self.restored = False  # True when the rows came from a checkpoint
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        """Append this step's logged values; per-mode rewards only for modes present in the batch."""
+        metrics = trainer.callback_metrics
+        # Batches done in this fit, counted across a resume (the loop's progress is checkpointed).
+        step = trainer.fit_loop.epoch_loop.batch_progress.total.processed
+        row = {"step": step, "global_step": trainer.global_step}
+        for key, value in metrics.items():
+            if key in CURVE_METRICS or (key.startswith("rewards/") and key.endswith("/mean")):
+                row[key] = float(value)
+        if pl_module.per_mode_metrics:  # only modes of this batch (an absent one would show a stale value)
+            for mode in pl_module.last_modes:
+                key = f"modes/{mode}/reward"
+                if key in metrics:
+                    row[key] = float(metrics[key])
+        self.rows = [r for r in self.rows if r["step"] < step] + [row]
+
+    def state_dict(self) -> dict:
+        """The rows so far (saved in the checkpoint)."""
+        return {"rows": [dict(r) for r in self.rows]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore the rows of the checkpointed steps."""
+        self.rows = [dict(r) for r in state_dict.get("rows", [])]
+        self.restored = True

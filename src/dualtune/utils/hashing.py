@@ -27,3 +27,33 @@ def git_sha() -> str | None:
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def image_digest(img) -> str:
+    """SHA-256 of an image's content, cheap enough to key caches by.
+
+    A PIL image: its mode, size and raw pixel bytes. A ``datasets`` image dict ``{"bytes", "path"}``:
+    its encoded bytes, else the bytes of the file at ``path``; a plain string is a file path.
+    """
+    h = hashlib.sha256()
+    if hasattr(img, "tobytes") and hasattr(img, "mode") and hasattr(img, "size"):  # a PIL image
+        h.update(f"pil|{img.mode}|{img.size[0]}x{img.size[1]}|".encode())
+        h.update(img.tobytes())
+        return h.hexdigest()
+    if isinstance(img, str):
+        img = {"bytes": None, "path": img}
+    if isinstance(img, dict) and (img.get("bytes") or img.get("path")):
+        data = img.get("bytes")
+        if not data:
+            with open(img["path"], "rb") as fh:
+                data = fh.read()
+        h.update(b"encoded|")
+        h.update(bytes(data))
+        return h.hexdigest()
+    raise TypeError(f"cannot hash image content of a {type(img).__name__}")
+
+
+def visual_digest(sample: dict) -> str:
+    """Hash of a sample's visual content: its images, then its video frames, in order."""
+    return stable_hash({"images": [image_digest(i) for i in sample.get("images") or []],
+                        "video": [image_digest(f) for f in sample.get("video") or []]}, length=32)
