@@ -89,3 +89,11 @@ def test_empty_lab_split_names_the_settings():
     cfg = compose("train", ["domain=math"])
     with pytest.raises(ValueError, match=r"domain 'math': the train split .* domain.n_train_per_subtask=64"):
         require_data(cfg, {"train": [], "test": [{"id": 1}]}, "train")
+
+
+def test_saved_dataset_with_an_empty_split_is_named_not_an_index_error(tmp_path):
+    from dualtune.recipes.evaluate import evaluate
+
+    ds = _dataset(tmp_path / "ds", [_row(0)], [])  # datasets itself cannot load_from_disk an empty split
+    with pytest.raises(ValueError, match=r"domain 'hf': the test split has no valid rows.*nothing to evaluate"):
+        evaluate(_hf_cfg("evaluate", ds, tmp_path))

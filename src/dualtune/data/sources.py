@@ -26,8 +26,26 @@ def _load_hf(hf_cfg):
 
     path = str(hf_cfg.path)
     if Path(path).is_dir() and (Path(path) / "dataset_dict.json").exists():
-        return datasets.load_from_disk(path)
+        return _load_saved_dict(Path(path))
     return datasets.load_dataset(path, hf_cfg.get("name"))
+
+
+def _load_saved_dict(path: Path):
+    """``load_from_disk`` split by split: a split saved with no rows has no data files, which
+    ``datasets`` cannot load (IndexError); it becomes an empty split with its saved features, so the
+    empty-data check can name it."""
+    import datasets
+
+    splits = {}
+    for split in json.loads((path / "dataset_dict.json").read_text())["splits"]:
+        state = json.loads((path / split / "state.json").read_text())
+        if state.get("_data_files"):
+            splits[split] = datasets.load_from_disk(str(path / split))
+        else:
+            info = json.loads((path / split / "dataset_info.json").read_text())
+            features = datasets.Features.from_dict(info["features"]) if info.get("features") else None
+            splits[split] = datasets.Dataset.from_dict({k: [] for k in features or {}}, features=features)
+    return datasets.DatasetDict(splits)
 
 
 def _check_columns(ds, name: str) -> None:
@@ -39,7 +57,7 @@ def _check_columns(ds, name: str) -> None:
 def undecoded_rows(ds) -> list[dict]:
     """The rows of a ``datasets.Dataset`` with image / video columns left undecoded (``{"bytes", "path"}``
     dicts): ``datasets`` would raise on the first corrupt or missing image, without naming the row."""
-    return list(ds.to_iterable_dataset().decode(False))
+    return list(ds.to_iterable_dataset().decode(False)) if len(ds) else []
 
 
 def load_domain(domain_cfg, cache_dir, seed: int = 0, strict: bool = False) -> dict[str, list[dict]]:
