@@ -63,3 +63,23 @@ def tiny_model_path(cache_dir) -> str:
 
     cfg = compose("train", [f"cache_dir={cache_dir}", *TEST_MODEL_OVERRIDES])
     return str(ensure_tiny_base(cfg.model, cfg.cache_dir))
+
+
+@pytest.fixture(scope="session")
+def random_tiny_ckpt(tmp_path_factory) -> str:
+    """A randomly initialised tiny Qwen2.5-VL (no pretraining): for tests that need a real model through
+    the real loading path, not a good one (e.g. evaluating a published-format benchmark end to end)."""
+    from dualtune.models.tiny import build_tiny_checkpoint
+
+    corpus = ["How many? Answer directly with a single number. Options: A. B. C. D.",
+              "<think>one</think><answer>1</answer>"] * 4
+    return str(build_tiny_checkpoint(tmp_path_factory.mktemp("random_ckpt"), corpus, vocab_size=300, hidden_size=64,
+                                     layers=2, intermediate_size=128, vision_hidden=32, vision_depth=1))
+
+
+@pytest.fixture()
+def hf_datasets_cache(tmp_path, monkeypatch):
+    """``load_dataset`` caches under the test's tmp dir, not ~/.cache/huggingface."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))

@@ -56,7 +56,10 @@ MODEL = {
     "model.pretrain.vision_lr_scale": number(0), "model.pretrain.max_length": integer(1),
     "model.pretrain.seed": integer(0),
 }
-DOMAIN = {"domain.source": choice("lab", "hf"), "domain.numeric_metric": METRIC_MAP}
+DOMAIN = {"domain.source": choice("lab", "hf", "published"), "domain.numeric_metric": METRIC_MAP}
+PUBLISHED = {"domain.path": text(), "domain.adapter": text(), "domain.splits.train": text(null=True),
+             "domain.splits.test": text(null=True), "domain.subsets": any_of(list_of(text(), what="HF configs"), text(null=True)),
+             "domain.n_train_per_subtask": integer(1, null=True), "domain.n_test_per_subtask": integer(1, null=True)}
 LAB = {"domain.domains": list_of(choice(*LAB_DOMAINS, GENERIC), what="lab domains"),
        "domain.n_train_per_subtask": integer(1), "domain.n_test_per_subtask": integer(1)}
 HF = {"domain.hf.path": text(), "domain.hf.train_split": text(), "domain.hf.test_split": text(),
@@ -186,7 +189,7 @@ def check_config(cfg, task: str) -> None:
     for table in TASK_TABLES[task]:
         _check_table(cfg, table, errors)
     source = _safe_get(cfg, "domain.source")
-    _check_table(cfg, LAB if source == "lab" else HF if source == "hf" else {}, errors)
+    _check_table(cfg, {"lab": LAB, "hf": HF, "published": PUBLISHED}.get(source, {}), errors)
     if task == "train":
         algo = _safe_get(cfg, "algo.name")
         _check_table(cfg, OPTIM, errors, "algo.")
@@ -205,6 +208,12 @@ def check_config(cfg, task: str) -> None:
 # ----------------------------------------------------------------------------- data
 def _invalid_rows(domain_cfg, split: str) -> str:
     """Why a split came out empty: the lab settings, or the raw row count (all invalid; error path only)."""
+    if domain_cfg.source == "published":
+        split_name = (domain_cfg.get("splits") or {}).get(split)
+        if split_name is None:
+            return (f"domain.splits.{split} is null: {domain_cfg.name} publishes no {split} split (train on a "
+                    f"training set, evaluate on this benchmark)")
+        return f"every row of {domain_cfg.path}[{split_name}] was skipped or invalid; reasons in the warnings above"
     if domain_cfg.source == "lab":
         return (f"the lab generated no rows: domain.domains={list(domain_cfg.domains)}, "
                 f"domain.n_{split}_per_subtask={domain_cfg.get(f'n_{split}_per_subtask')}")

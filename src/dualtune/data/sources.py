@@ -1,4 +1,5 @@
-"""Load a domain's train/test samples: the procedural lab, or any dataset already in the sample schema.
+"""Load a domain's train/test samples: the procedural lab, any dataset already in the sample schema
+(``source: hf``), or a dataset in its own published format through its adapter (``source: published``).
 
 Rows are validated with `dualtune.schema.validate_rows`: invalid rows are counted and logged (or raise
 with ``strict=True``); nothing is dropped silently. Images are read undecoded from the dataset
@@ -81,8 +82,12 @@ def load_domain(domain_cfg, cache_dir, seed: int = 0, strict: bool = False) -> d
                 raise ValueError(f"split {key!r} not in dataset {domain_cfg.hf.path} (has {list(dd)})")
             _check_columns(dd[key], f"{domain_cfg.hf.path}[{key}]")
             splits[split] = undecoded_rows(dd[key])
+    elif domain_cfg.source == "published":
+        from dualtune.data.published import load_published
+
+        splits = load_published(domain_cfg)
     else:
-        raise ValueError(f"unknown domain source {domain_cfg.source!r}; expected lab or hf")
+        raise ValueError(f"unknown domain source {domain_cfg.source!r}; expected lab, hf or published")
     out = {}
     for split, rows in splits.items():
         out[split], report = validate_rows(rows, strict=strict, name=f"{domain_cfg.name}/{split}",

@@ -18,6 +18,7 @@ import string
 
 from dualtune.prompting.mathcheck import math_verify_equal
 from dualtune.prompting.numbers import FULL_NUMBER, canonical_number, number_value, parse_number
+from dualtune.prompting.rules import round_to_precision, scoring_rules
 from dualtune.schema import OPTION_LETTERS
 
 MRA_THRESHOLDS = tuple(round(0.50 + 0.05 * i, 2) for i in range(10))  # 0.50, 0.55, ..., 0.95
@@ -268,10 +269,16 @@ def score_output(
 ) -> tuple[str | None, float]:
     """Extract the prediction from ``output``, score it against ``sample``; return (pred, score).
 
-    ``sample["question"]`` (when present) is cut out of an output that echoes it (`extract_answer`)."""
-    options = sample.get("options")
-    pred = extract_answer(output, sample["answer_type"], options, sample.get("question"))
-    score = score_prediction(pred, sample["answer"], sample["answer_type"], options, numeric_metric)
+    ``sample["question"]`` (when present) is cut out of an output that echoes it (`extract_answer`).
+    The sample's scoring rules (`dualtune.prompting.rules`: metric, precision, accepted golds) apply."""
+    rules = scoring_rules(sample)
+    options, answer_type = sample.get("options"), sample["answer_type"]
+    pred = extract_answer(output, answer_type, options, sample.get("question"))
+    if answer_type == "number" and pred is not None and rules.get("precision") is not None:
+        pred = canonical_number(round_to_precision(parse_number(pred), rules["precision"]))
+    metric = rules.get("metric") or numeric_metric
+    golds = [sample["answer"], *rules.get("accepted", [])]
+    score = max(score_prediction(pred, gold, answer_type, options, metric) for gold in golds)
     return pred, score
 
 

@@ -1,0 +1,83 @@
+"""MathVista in its published layout (hub parquet with the card's features) through the real loader and
+`evaluate.py domain=mathvista domain.path=<snapshot>`; scoring follows the official rules."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from datasets import Features, Image, Sequence, Value
+
+from dualtune.data.sources import load_domain
+from dualtune.prompting.answers import score_output
+from tests.conftest import compose
+from tests.published import png_bytes, write_parquet_snapshot
+
+FEATURES = Features({
+    "pid": Value("string"), "question": Value("string"), "image": Value("string"), "decoded_image": Image(),
+    "choices": Sequence(Value("string")), "unit": Value("string"), "precision": Value("float64"),
+    "answer": Value("string"), "question_type": Value("string"), "answer_type": Value("string"),
+    "metadata": {"category": Value("string"), "context": Value("string"), "grade": Value("string"),
+                 "img_height": Value("int64"), "img_width": Value("int64"), "language": Value("string"),
+                 "skills": Sequence(Value("string")), "source": Value("string"), "split": Value("string"),
+                 "task": Value("string")},
+    "query": Value("string"),
+})
+
+
+def _row(pid, question, answer, question_type="free_form", answer_type="integer", choices=None, unit=None,
+         precision=None, skills=("arithmetic reasoning",)):
+    return {"pid": pid, "question": question, "image": f"images/{pid}.jpg",
+            "decoded_image": {"bytes": png_bytes("white"), "path": None}, "choices": choices, "unit": unit,
+            "precision": precision, "answer": answer, "question_type": question_type, "answer_type": answer_type,
+            "metadata": {"category": "math-targeted-vqa", "context": "scene", "grade": "elementary school",
+                         "img_height": 28, "img_width": 28, "language": "english", "skills": list(skills),
+                         "source": "CLEVR-Math", "split": "testmini", "task": "math word problem"},
+            "query": f"Hint: ...\nQuestion: {question}"}
+
+
+ROWS = [
+    _row("1", "How many objects are left?", "3"),
+    _row("2", "What is the length of the bar?", "1.5", answer_type="float", precision=1.0, unit="cm",
+         skills=("scientific reasoning", "arithmetic reasoning")),
+    _row("3", "Which is larger?", "B side", question_type="multi_choice", answer_type="text",
+         choices=["A side", "B side"], skills=("logical reasoning",)),
+    _row("4", "List the values.", "[1, 2]", answer_type="list", skills=("statistical reasoning",)),
+    _row("5", "Skill unknown", "1", skills=("made-up skill",)),  # not a MathVista skill: counted skip
+]
+
+
+def _snapshot(tmp_path):
+    return write_parquet_snapshot(tmp_path / "MathVista", {"default": {"testmini": ROWS}}, FEATURES,
+                                  layout="data/{split}-00000-of-00001.parquet")
+
+
+def test_published_rows_map_to_schema_with_official_rules(tmp_path, hf_datasets_cache, caplog):
+    cfg = compose("evaluate", ["domain=mathvista", f"domain.path={_snapshot(tmp_path)}"])
+    with caplog.at_level("WARNING"):
+        data = load_domain(cfg.domain, tmp_path / "cache")
+    assert data["train"] == [] and "adapter skipped 1 rows" in caplog.text
+    rows = {r["id"]: r for r in data["test"]}
+    assert sorted(rows) == ["mathvista/1", "mathvista/2", "mathvista/3", "mathvista/4"]
+    assert [rows[f"mathvista/{i}"]["subtask"] for i in "1234"] == ["Arithmetic", "Scientific", "Logical", "Statistical"]
+    assert rows["mathvista/2"]["question"].endswith("(Unit: cm)")
+    assert rows["mathvista/3"]["answer"] == "B" and rows["mathvista/3"]["options"] == ["A side", "B side"]
+    assert rows["mathvista/1"]["images"][0].size == (28, 28)  # decoded by the validator
+    # Official rules: float rounded to the row's precision; list answers compared as normalized text.
+    assert score_output("<answer>1.46</answer>", rows["mathvista/2"])[1] == 1.0
+    assert score_output("<answer>1.6</answer>", rows["mathvista/2"])[1] == 0.0
+    assert score_output("<answer>1, 2</answer>", rows["mathvista/4"])[1] == 1.0
+    assert score_output("<answer>(B)</answer>", rows["mathvista/3"])[1] == 1.0
+    assert json.loads(rows["mathvista/1"]["meta"])["scoring"]["judge"] == "rule"
+
+
+def test_evaluate_cli_path_on_the_snapshot(tmp_path, hf_datasets_cache, random_tiny_ckpt):
+    from dualtune.recipes.evaluate import evaluate
+
+    cfg = compose("evaluate", ["domain=mathvista", f"domain.path={_snapshot(tmp_path)}", f"checkpoint={random_tiny_ckpt}",
+                               f"cache_dir={tmp_path / 'cache'}", f"output_dir={tmp_path / 'out'}",
+                               "mode.max_new_tokens.direct=2", "mode.max_new_tokens.cot=3"])
+    result = evaluate(cfg)
+    preds = pd.read_json(tmp_path / "out/predictions.jsonl", lines=True)
+    assert len(preds) == 4 * 2 and set(preds["mode"]) == {"direct", "cot"}
+    assert {r["subtask"] for r in result.per_subtask()} == {"Arithmetic", "Scientific", "Logical", "Statistical"}
