@@ -79,5 +79,10 @@ def test_evaluate_cli_path_on_the_snapshot(tmp_path, hf_datasets_cache, random_t
                                "mode.max_new_tokens.direct=2", "mode.max_new_tokens.cot=3"])
     result = evaluate(cfg)
     preds = pd.read_json(tmp_path / "out/predictions.jsonl", lines=True)
-    assert len(preds) == 4 * 2 and set(preds["mode"]) == {"direct", "cot"}
+    evaluated = preds[preds["status"] == "evaluated"]
+    assert len(evaluated) == 4 * 2 and set(evaluated["mode"]) == {"direct", "cot"}
+    # Every input row appears: the row the adapter skipped is listed with its reason; records are auditable.
+    skipped = preds[preds["status"] != "evaluated"]
+    assert list(skipped["id"].astype(str)) == ["5"] and "unknown first skill" in skipped["status"].iloc[0]
+    assert {"question", "options", "answer", "answer_type", "extracted"} <= set(evaluated.columns)
     assert {r["subtask"] for r in result.per_subtask()} == {"Arithmetic", "Scientific", "Logical", "Statistical"}

@@ -181,8 +181,12 @@ def test_train_skips_bad_images_and_dedupes_ids(tmp_path, ckpt, caplog):
     assert sorted(routed) == ["c1", "t_ok", "x"]  # each training id once
     assert report["subtasks"][0]["n"] == 2  # e_ok and x, each once
     with open(tmp_path / "out" / "eval_base" / "predictions.jsonl") as fh:
-        keys = [(r["id"], r["mode"]) for r in map(json.loads, fh)]
+        records = list(map(json.loads, fh))
+    keys = [(r["id"], r["mode"]) for r in records if r["status"] == "evaluated"]
     assert len(keys) == len(set(keys)) == 4
+    # Every input row appears: the skipped test rows are listed with their reasons.
+    skipped = sorted((r["id"], r["status"]) for r in records if r["status"] != "evaluated")
+    assert [i for i, _ in skipped] == ["e_bad", "e_miss", "e_ok"] and all("skipped input" in s for _, s in skipped)
 
 
 def test_conflicting_duplicate_ids_are_named_on_the_score_path(tmp_path, ckpt, caplog):

@@ -66,6 +66,7 @@ HF = {"domain.hf.path": text(), "domain.hf.train_split": text(), "domain.hf.test
       "domain.n_train_per_subtask": integer(1, null=True), "domain.n_test_per_subtask": integer(1, null=True)}
 MODE = {"mode.train_modes": MODE_LIST, "mode.templates": mapping(text(), keys=MODES), "mode.max_new_tokens": BUDGETS}
 EVAL = {"eval.modes": MODE_LIST, "eval.batch_size": integer(1), "eval.limit": integer(1, null=True),
+        "eval.domains": any_of(list_of(text(), what="domain config names"), choice(None)),
         "eval.enabled": boolean(), "eval.n_boot": integer(1), "eval.tol": number(0)}
 EVALUATE = {"checkpoint": text(null=True), "limit": integer(1, null=True)}
 TRAIN = {"init_from": text(null=True), "ckpt_path": text(null=True), "curation_tie_route": choice(*ROUTES),

@@ -156,10 +156,12 @@ class ValidationReport:
     skipped: Counter = field(default_factory=Counter)
     examples: dict = field(default_factory=dict)
     max_examples: int = 20
+    rows: list = field(default_factory=list)  # every skipped row as {"id", "reason"} (per-sample outputs list them)
 
     def skip(self, reason: str, rid) -> None:
         """Count one skipped row under ``reason`` (its id kept among the first ``max_examples``)."""
         self.skipped[reason] += 1
+        self.rows.append({"id": rid, "reason": reason})
         ids = self.examples.setdefault(reason, [])
         if len(ids) < self.max_examples:
             ids.append(rid)

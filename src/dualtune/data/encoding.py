@@ -12,20 +12,29 @@ from collections import Counter
 
 import torch
 
-from dualtune.prompting.templates import build_messages, sample_images, target_text
+from dualtune.prompting.templates import prompt_layout, target_text
 
 log = logging.getLogger(__name__)
 IGNORE_INDEX = -100
+# Processor outputs aligned with the token sequence; every other tensor a processor returns is a vision input.
+TOKEN_TYPE_KEYS = ("mm_token_type_ids", "token_type_ids")
+PER_TOKEN_KEYS = ("input_ids", "attention_mask", *TOKEN_TYPE_KEYS)
 
 
 class OverlongError(ValueError):
     """An example is longer than the configured limit; truncating it would cut image tokens or the target."""
 
 
+def prompt_and_images(processor, sample: dict, mode: str, templates=None, text_only: bool = False):
+    """``(prompt, images)``: the chat-formatted prompt (ending with the assistant header) for ``sample`` in
+    ``mode`` and its images in placeholder order (`<image k>` markers place them inside the text)."""
+    messages, images = prompt_layout(sample, mode, templates, num_images=0 if text_only else None)
+    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False), images
+
+
 def prompt_string(processor, sample: dict, mode: str, templates=None, text_only: bool = False) -> str:
     """The chat-formatted prompt (ending with the assistant header) for ``sample`` in ``mode``."""
-    messages = build_messages(sample, mode, templates, num_images=0 if text_only else None)
-    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return prompt_and_images(processor, sample, mode, templates, text_only)[0]
 
 
 def _check_image_tokens(processor, input_ids: torch.Tensor, grid_thw) -> None:
@@ -42,8 +51,7 @@ def _check_image_tokens(processor, input_ids: torch.Tensor, grid_thw) -> None:
 
 def encode_train_example(processor, sample: dict, mode: str, templates=None, max_length: int = 1024) -> dict:
     """Encode prompt + target; labels are -100 on the prompt so the loss covers target tokens only."""
-    prompt = prompt_string(processor, sample, mode, templates)
-    images = sample_images(sample)
+    prompt, images = prompt_and_images(processor, sample, mode, templates)
     enc = processor(text=[prompt], images=images or None, return_tensors="pt")
     prompt_ids = enc["input_ids"][0]
     _check_image_tokens(processor, prompt_ids, enc.get("image_grid_thw"))
@@ -56,11 +64,12 @@ def encode_train_example(processor, sample: dict, mode: str, templates=None, max
     input_ids = torch.cat([prompt_ids, target_ids])
     labels = torch.cat([torch.full_like(prompt_ids, IGNORE_INDEX), target_ids])
     out = {"input_ids": input_ids, "labels": labels, "attention_mask": torch.ones_like(input_ids)}
-    if "mm_token_type_ids" in enc:
-        out["mm_token_type_ids"] = torch.cat([enc["mm_token_type_ids"][0], torch.zeros_like(target_ids)])
-    if "pixel_values" in enc:
-        out["pixel_values"] = enc["pixel_values"]
-        out["image_grid_thw"] = enc["image_grid_thw"]
+    for key in TOKEN_TYPE_KEYS:  # per-token types: the target tokens are text (0)
+        if key in enc:
+            out[key] = torch.cat([enc[key][0], torch.zeros_like(target_ids)])
+    # Vision inputs pass through as the processor returned them, whatever the family: pixel_values +
+    # image_grid_thw (Qwen-VL), pixel_values alone (InternVL), image_sizes, video tensors, ...
+    out.update({k: v for k, v in enc.items() if k not in PER_TOKEN_KEYS and isinstance(v, torch.Tensor)})
     return out
 
 
@@ -97,25 +106,28 @@ def _pad(seqs, value, side="right"):
 
 
 def collate_train(examples: list[dict], pad_token_id: int) -> dict:
-    """Right-pad a list of encoded examples into a batch; images concatenated in example order."""
+    """Right-pad a list of encoded examples into a batch; vision tensors (whatever keys the processor
+    returned) concatenated in example order."""
     batch = {
         "input_ids": _pad([e["input_ids"] for e in examples], pad_token_id),
         "labels": _pad([e["labels"] for e in examples], IGNORE_INDEX),
         "attention_mask": _pad([e["attention_mask"] for e in examples], 0),
     }
-    if all("mm_token_type_ids" in e for e in examples):
-        batch["mm_token_type_ids"] = _pad([e["mm_token_type_ids"] for e in examples], 0)
-    with_images = [e for e in examples if "pixel_values" in e]
-    if with_images:
-        batch["pixel_values"] = torch.cat([e["pixel_values"] for e in with_images])
-        batch["image_grid_thw"] = torch.cat([e["image_grid_thw"] for e in with_images])
+    for key in TOKEN_TYPE_KEYS:
+        if any(key in e for e in examples):  # a text-only example may lack them: all zero for it
+            batch[key] = _pad([e.get(key, torch.zeros_like(e["input_ids"])) for e in examples], 0)
+    # Vision tensors (every other tensor key) exist only for examples with images / video.
+    vision_keys = dict.fromkeys(k for e in examples for k, v in e.items()
+                                if k not in PER_TOKEN_KEYS and k != "labels" and isinstance(v, torch.Tensor))
+    for key in vision_keys:
+        batch[key] = torch.cat([e[key] for e in examples if key in e])
     return batch
 
 
 def encode_generation_batch(processor, samples, mode, templates=None, text_only=False, max_length=None):
     """Left-padded prompts (+ images) for batched generation; raises OverlongError rather than truncating."""
-    prompts = [prompt_string(processor, s, mode, templates, text_only=text_only) for s in samples]
-    images = [] if text_only else [img for s in samples for img in sample_images(s)]
+    encoded = [prompt_and_images(processor, s, mode, templates, text_only=text_only) for s in samples]
+    prompts, images = [p for p, _ in encoded], [img for _, imgs in encoded for img in imgs]
     processor.tokenizer.padding_side = "left"
     enc = processor(text=prompts, images=images or None, padding=True, return_tensors="pt")
     _check_image_tokens(processor, enc["input_ids"], enc.get("image_grid_thw"))

@@ -44,8 +44,9 @@ def _options(domain_cfg) -> dict:
     return OmegaConf.to_container(opts, resolve=True) if OmegaConf.is_config(opts) else dict(opts or {})
 
 
-def load_published_split(domain_cfg, split_key: str) -> list[dict]:
-    """Schema rows of one configured split (``split_key`` = train | test); [] when the split is null."""
+def load_published_split(domain_cfg, split_key: str, skipped: list | None = None) -> list[dict]:
+    """Schema rows of one configured split (``split_key`` = train | test); [] when the split is null.
+    Rows the adapter skips are counted, logged, and appended to ``skipped`` as ``{"id", "reason"}``."""
     split = (domain_cfg.get("splits") or {}).get(split_key)
     if split is None:
         return []
@@ -53,7 +54,7 @@ def load_published_split(domain_cfg, split_key: str) -> list[dict]:
     path = str(domain_cfg.path)
     root = Path(path) if Path(path).is_dir() else None
     read = getattr(adapter, "read", read_hf_split)
-    rows, skipped, skipped_ids = [], Counter(), {}
+    rows, counts, skipped_ids = [], Counter(), {}
     subsets = domain_cfg.get("subsets")
     for subset in [subsets] if isinstance(subsets, str) else list(subsets or [None]):
         ctx = AdapterContext(root=root, subset=subset, split=str(split), domain=str(domain_cfg.name),
@@ -63,16 +64,21 @@ def load_published_split(domain_cfg, split_key: str) -> list[dict]:
                 rows.append(adapter.to_sample(dict(raw), ctx))
             except SkipRow as why:
                 reason = str(why)
-                skipped[reason] += 1
-                skipped_ids.setdefault(reason, []).append(raw.get("id", raw.get("pid", f"{subset}/{split}#{index}")))
-    if skipped:
-        for reason, count in skipped.items():
+                rid = raw.get("id", raw.get("pid", f"{subset}/{split}#{index}"))
+                counts[reason] += 1
+                skipped_ids.setdefault(reason, []).append(rid)
+                if skipped is not None:
+                    skipped.append({"id": rid, "reason": f"adapter: {reason}"})
+    if counts:
+        for reason, count in counts.items():
             log.warning("%s/%s: adapter skipped %d rows (%s), e.g. ids %s", domain_cfg.name, split_key, count,
                         reason, skipped_ids[reason][:10])
     log.info("%s/%s: %d rows read from %s (%s)", domain_cfg.name, split_key, len(rows), path, split)
     return rows
 
 
-def load_published(domain_cfg) -> dict[str, list[dict]]:
-    """{"train": rows, "test": rows} of a published dataset through its adapter (unvalidated)."""
-    return {key: load_published_split(domain_cfg, key) for key in SPLIT_KEYS}
+def load_published(domain_cfg, skipped: dict | None = None) -> dict[str, list[dict]]:
+    """{"train": rows, "test": rows} of a published dataset through its adapter (unvalidated); adapter
+    skips per split go to ``skipped[split]`` when given."""
+    skipped = {} if skipped is None else skipped
+    return {key: load_published_split(domain_cfg, key, skipped.setdefault(key, [])) for key in SPLIT_KEYS}

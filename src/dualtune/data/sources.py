@@ -61,8 +61,13 @@ def undecoded_rows(ds) -> list[dict]:
     return list(ds.to_iterable_dataset().decode(False)) if len(ds) else []
 
 
-def load_domain(domain_cfg, cache_dir, seed: int = 0, strict: bool = False) -> dict[str, list[dict]]:
-    """Return {"train": rows, "test": rows} for the configured domain, validated."""
+def load_domain(domain_cfg, cache_dir, seed: int = 0, strict: bool = False,
+                skipped: dict | None = None) -> dict[str, list[dict]]:
+    """Return {"train": rows, "test": rows} for the configured domain, validated.
+
+    ``skipped`` (a dict, optional) receives, per split, every input row that was not kept, as
+    ``{"id", "reason"}`` (adapter skips and validation skips), so outputs can list every input row."""
+    skipped = {} if skipped is None else skipped
     if domain_cfg.source == "lab":
         from dualtune.lab import load_lab
 
@@ -85,7 +90,7 @@ def load_domain(domain_cfg, cache_dir, seed: int = 0, strict: bool = False) -> d
     elif domain_cfg.source == "published":
         from dualtune.data.published import load_published
 
-        splits = load_published(domain_cfg)
+        splits = load_published(domain_cfg, skipped)
     else:
         raise ValueError(f"unknown domain source {domain_cfg.source!r}; expected lab, hf or published")
     out = {}
@@ -93,6 +98,7 @@ def load_domain(domain_cfg, cache_dir, seed: int = 0, strict: bool = False) -> d
         out[split], report = validate_rows(rows, strict=strict, name=f"{domain_cfg.name}/{split}",
                                            decode_images=True)
         log.info("%s/%s: %s", domain_cfg.name, split, report.summary())
+        skipped.setdefault(split, []).extend(report.rows)
     warn_split_overlap(out, name=domain_cfg.name)
     return out
 

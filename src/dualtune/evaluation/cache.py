@@ -20,7 +20,7 @@ from dualtune.utils.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1  # bump when record fields or scoring change in a way old entries must not survive
+CACHE_VERSION = 2  # bump when record fields or scoring change in a way old entries must not survive
 
 
 def _plain(obj):

@@ -1,7 +1,7 @@
 """Evaluate a model in both answer modes: batched greedy generation, shared scoring, tables.
 
-One record per (sample, mode): ``{id, domain, subtask, mode, output, extracted, answer, score, truncated,
-n_tokens, skipped}``. A prompt longer than ``max_prompt_length`` is never truncated: it is skipped, logged,
+One record per (sample, mode): ``{id, domain, subtask, mode, question, options, answer_type, output,
+extracted, answer, score, truncated, n_tokens, skipped, status}``. A prompt longer than ``max_prompt_length`` is never truncated: it is skipped, logged,
 scored 0 and counted in ``EvalResult.skipped``, so accuracies keep every sample in the denominator.
 Accuracies reported by `EvalResult` are in percent; record scores stay in [0, 1]. ``n_tokens`` counts the
 generated tokens including the closing EOS (``truncated``: the budget ran out before an EOS).
@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +43,8 @@ class EvalResult:
     cached: bool = False
     # math-verify checks of this evaluation that were cut off (timeouts / too_large / crashed), scored 0.
     math_checks: dict[str, int] = field(default_factory=dict)
+    # Input rows never evaluated (adapter / validation skips), as {"id", "reason"}: listed in the outputs.
+    input_skips: list[dict] = field(default_factory=list)
 
     @classmethod
     def from_records(cls, records: list[dict], **kwargs) -> "EvalResult":
@@ -131,6 +133,7 @@ class EvalResult:
             "wall_time_s": dict(self.wall_time_s),
             "cached": self.cached,
             "math_checks": dict(self.math_checks),
+            "input_skipped": dict(Counter(r["reason"] for r in self.input_skips)),
         }
 
 
@@ -154,8 +157,10 @@ def _record(sample: dict, mode: str, output: str, n_tokens: int, truncated: bool
         extracted, score = score_output(output, sample, numeric_metric.get(sample["domain"], "exact"))
     return {
         "id": sample["id"], "domain": sample["domain"], "subtask": sample["subtask"], "mode": mode,
-        "output": output, "extracted": extracted, "answer": sample["answer"], "score": float(score),
-        "truncated": bool(truncated), "n_tokens": int(n_tokens), "skipped": bool(skipped),
+        "question": sample.get("question"), "options": list(sample.get("options") or []),
+        "answer_type": sample["answer_type"], "output": output, "extracted": extracted, "answer": sample["answer"],
+        "score": float(score), "truncated": bool(truncated), "n_tokens": int(n_tokens), "skipped": bool(skipped),
+        "status": "skipped: prompt longer than max_prompt_length" if skipped else "evaluated",
     }
 
 
@@ -248,14 +253,17 @@ def eval_table(result: EvalResult) -> str:
 
 
 def write_eval(result: EvalResult, out_dir, prefix: str = "") -> dict[str, Path]:
-    """Write ``{prefix}predictions.jsonl``, ``{prefix}eval_summary.json`` and ``{prefix}eval_table.md``."""
+    """Write ``{prefix}predictions.jsonl`` (every evaluated record with question, options, gold answer and
+    answer type, then one line per input row that was skipped, with its reason), ``{prefix}eval_summary.json``
+    and ``{prefix}eval_table.md``."""
     out_dir = Path(out_dir)
     paths = {
         "predictions": out_dir / f"{prefix}predictions.jsonl",
         "summary": out_dir / f"{prefix}eval_summary.json",
         "table": out_dir / f"{prefix}eval_table.md",
     }
-    atomic_write_text(paths["predictions"], records_to_jsonl(result.records))
+    skips = [{"id": r["id"], "status": f"skipped input: {r['reason']}", "score": None} for r in result.input_skips]
+    atomic_write_text(paths["predictions"], records_to_jsonl(result.records + skips))
     atomic_write_text(paths["summary"], json.dumps(result.summary(), indent=2) + "\n")
     atomic_write_text(paths["table"], eval_table(result))
     return paths

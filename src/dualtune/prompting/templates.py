@@ -8,6 +8,8 @@ Templates are configurable (``conf/mode/*.yaml``); these are the defaults.
 
 from __future__ import annotations
 
+import re
+
 MODES = ("direct", "cot")
 
 DEFAULT_TEMPLATES = {
@@ -30,12 +32,15 @@ DIRECT_TARGET = "{answer}"
 
 
 def format_options(options) -> str:
-    """Render options as lines 'A. red' after a newline, or '' when there are none."""
+    """Render options as lines 'A. red' after a newline, or '' when there are none; options that are all
+    empty (drawn in the image, e.g. LogicVista) render as their labels only: 'Options: A, B, C'."""
     from dualtune.schema import option_letter
 
     options = list(options or [])
     if not options:
         return ""
+    if not any(str(o).strip() for o in options):  # labels only: the options are drawn in the image
+        return "\nOptions: " + ", ".join(option_letter(i) for i in range(len(options)))
     return "\nOptions:\n" + "\n".join(f"{option_letter(i)}. {o}" for i, o in enumerate(options))
 
 
@@ -74,25 +79,57 @@ def target_text(sample: dict, mode: str) -> str:
     return COT_TARGET.format(cot=(sample.get("cot") or "").strip(), answer=cot_target_answer(sample))
 
 
-def build_messages(sample: dict, mode: str, templates: dict | None = None, num_images: int | None = None):
-    """Chat messages (HF multimodal format) with one image entry per image/frame, then the text.
+# `<image k>` in a question or an option (MMMU's published convention) stands for the sample's k-th image.
+IMAGE_MARKER = re.compile(r"<image (\d+)>")
 
-    Video frames are passed as an ordered sequence of images, each introduced by 'Frame k:'.
-    ``num_images`` overrides the count (0 builds the text-only variant used by RAP's CDE).
+
+def _interleave(text: str, n_images: int) -> tuple[list[dict], list[int]]:
+    """Content entries for ``text`` with every `<image k>` marker (1 <= k <= ``n_images``) replaced by an
+    image entry, and the 0-based index of the image each entry shows, in order (a repeated marker shows its
+    image again). Markers naming no image of the sample stay text; no marker: one text entry."""
+    content, placed, pos = [], [], 0
+    for match in IMAGE_MARKER.finditer(text):
+        k = int(match.group(1))
+        if not 1 <= k <= n_images:
+            continue
+        if match.start() > pos:
+            content.append({"type": "text", "text": text[pos:match.start()]})
+        content.append({"type": "image"})
+        placed.append(k - 1)
+        pos = match.end()
+    if pos < len(text) or not content:
+        content.append({"type": "text", "text": text[pos:]})
+    return content, placed
+
+
+def prompt_layout(sample: dict, mode: str, templates: dict | None = None, num_images: int | None = None):
+    """``(messages, images)``: the chat messages (HF multimodal format) and the images in the order of their
+    image entries, which is the order a processor must receive them in.
+
+    Images named by an `<image k>` marker in the question or options appear at the marker (interleaved with
+    the text); the others, then the video frames (each introduced by 'Frame k:'), come before the text, as
+    for every sample without markers. ``num_images=0`` builds the text-only variant used by RAP's CDE.
     """
+    text = prompt_text(sample, mode, templates)
+    if num_images == 0:
+        return [{"role": "user", "content": [{"type": "text", "text": text}]}], []
     images = list(sample.get("images") or [])
-    frames = list(sample.get("video") or [])
-    content = []
-    if num_images != 0:
-        for _ in images:
-            content.append({"type": "image"})
-        for k, _ in enumerate(frames):
-            content.append({"type": "text", "text": f"Frame {k + 1}:"})
-            content.append({"type": "image"})
-    content.append({"type": "text", "text": prompt_text(sample, mode, templates)})
-    return [{"role": "user", "content": content}]
+    body, placed = _interleave(text, len(images))
+    content = [{"type": "image"} for i in range(len(images)) if i not in placed]
+    ordered = [img for i, img in enumerate(images) if i not in placed]
+    for k, frame in enumerate(sample.get("video") or []):
+        content += [{"type": "text", "text": f"Frame {k + 1}:"}, {"type": "image"}]
+        ordered.append(frame)
+    return [{"role": "user", "content": content + body}], ordered + [images[i] for i in placed]
+
+
+def build_messages(sample: dict, mode: str, templates: dict | None = None, num_images: int | None = None):
+    """Chat messages (HF multimodal format) of `prompt_layout`: image entries first, or at their
+    `<image k>` markers, then the text; ``num_images=0`` builds the text-only variant."""
+    return prompt_layout(sample, mode, templates, num_images)[0]
 
 
 def sample_images(sample: dict) -> list:
-    """All images of a sample in prompt order: still images first, then video frames."""
+    """All images of a sample: still images first, then video frames (the prompt order of a sample without
+    `<image k>` markers; `prompt_layout` gives the order for every sample)."""
     return list(sample.get("images") or []) + list(sample.get("video") or [])

@@ -27,8 +27,10 @@ def eval_settings(cfg) -> dict:
     }
 
 
-def run_eval(cfg, model_path: str, samples: list[dict], use_cache: bool, out_dir=None, prefix: str = ""):
-    """Evaluate ``model_path`` on ``samples`` in every eval mode; cached by model hash when ``use_cache``."""
+def run_eval(cfg, model_path: str, samples: list[dict], use_cache: bool, out_dir=None, prefix: str = "",
+             input_skips=None):
+    """Evaluate ``model_path`` on ``samples`` in every eval mode; cached by model hash when ``use_cache``.
+    ``input_skips`` ({"id", "reason"} of input rows never evaluated) are listed in the written outputs."""
     settings = eval_settings(cfg)
 
     def compute():
@@ -42,6 +44,7 @@ def run_eval(cfg, model_path: str, samples: list[dict], use_cache: bool, out_dir
         result = cached_evaluate(cfg.cache_dir, model_path, fields, compute)
     else:
         result = compute()
+    result.input_skips = list(input_skips or [])
     if out_dir is not None:
         write_eval(result, out_dir, prefix=prefix)
     return result
@@ -54,12 +57,13 @@ def evaluate(cfg):
     seed_everything(cfg.seed)
     out = run_dir(cfg)
     with stage("load data"):
-        data = require_data(cfg, load_domain(cfg.domain, cfg.cache_dir, seed=cfg.seed, strict=cfg.strict), "evaluate")
-        test = limit_samples(data["test"], cfg.get("limit"))
+        skipped: dict = {}
+        data = load_domain(cfg.domain, cfg.cache_dir, seed=cfg.seed, strict=cfg.strict, skipped=skipped)
+        test = limit_samples(require_data(cfg, data, "evaluate")["test"], cfg.get("limit"))
     is_base = not cfg.get("checkpoint")
     path = resolve_model_path(cfg.model, cfg.cache_dir) if is_base else str(cfg.checkpoint)
     with stage(f"evaluate {'base' if is_base else 'checkpoint'} {path}"):
-        result = run_eval(cfg, path, test, use_cache=is_base, out_dir=out)
+        result = run_eval(cfg, path, test, use_cache=is_base, out_dir=out, input_skips=skipped.get("test"))
     for row in result.aggregates():
         log.info("%s", row)
     return result

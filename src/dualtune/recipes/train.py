@@ -16,6 +16,7 @@ from dualtune.boundary import boundary_report, write_report
 from dualtune.boundary_plots import plot_boundary_scatter, plot_gap_b
 from dualtune.config_checks import check_config, require_data
 from dualtune.curation import build_manifest, write_manifest
+from dualtune.data.benchmarks import load_eval_rows
 from dualtune.data.sources import limit_samples, load_domain
 from dualtune.models.base import resolve_model_path
 from dualtune.models.loading import load_processor
@@ -81,9 +82,11 @@ def train(cfg):
     seed_everything(cfg.seed)
     out = run_dir(cfg)
     with stage("load data", timings):
-        data = load_domain(cfg.domain, cfg.cache_dir, seed=cfg.seed, strict=cfg.strict)
-        require_data(cfg, data, "train")
-        test_rows = limit_samples(data["test"], cfg.eval.get("limit"))
+        skipped: dict = {}
+        data = load_domain(cfg.domain, cfg.cache_dir, seed=cfg.seed, strict=cfg.strict, skipped=skipped)
+        test_rows, test_skips = load_eval_rows(cfg, data, skipped) if cfg.eval.enabled else ([], [])
+        require_data(cfg, {"train": data["train"], "test": test_rows}, "train")
+        test_rows = limit_samples(test_rows, cfg.eval.get("limit"))
     with stage("resolve base model", timings):
         base_path = resolve_model_path(cfg.model, cfg.cache_dir)
         processor = load_processor(base_path, cfg.model.get("max_pixels"), cfg.model.get("min_pixels"))
@@ -92,7 +95,7 @@ def train(cfg):
     base = None
     if cfg.eval.enabled and is_global_zero():  # run-level work on rank 0 only (DDP re-runs this script per rank)
         with stage("evaluate base model (both modes)", timings):
-            base = run_eval(cfg, base_path, test_rows, use_cache=True, out_dir=out / "eval_base")
+            base = run_eval(cfg, base_path, test_rows, use_cache=True, out_dir=out / "eval_base", input_skips=test_skips)
     train_stage = f"{cfg.algo.name} ({cfg.mode.name})"
     with stage(train_stage, timings):
         tuned_path = fit_algo(cfg, cfg.get("init_from") or base_path, processor, train_rows, out)
@@ -103,7 +106,8 @@ def train(cfg):
     report = None
     if cfg.eval.enabled:
         with stage("evaluate tuned model (both modes)", timings):
-            tuned = run_eval(cfg, str(tuned_path), test_rows, use_cache=False, out_dir=out / "eval_tuned")
+            tuned = run_eval(cfg, str(tuned_path), test_rows, use_cache=False, out_dir=out / "eval_tuned",
+                             input_skips=test_skips)
         with stage("thinking-boundary report", timings):
             report = write_boundary(cfg, base, tuned, train_rows, out)
             write_rl_report_for_run(cfg, report, out)  # init_from + RL algo: rl_boundary.{json,csv,md}
