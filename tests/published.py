@@ -23,9 +23,10 @@ def write_parquet_snapshot(root: Path, configs: dict[str, dict[str, list[dict]]]
     header declares the configs and their ``data_files``, as the hub's parquet datasets do.
 
     ``configs`` maps config name -> split -> rows (dicts as published); ``features`` (a
-    ``datasets.Features``) types the columns, e.g. ``Image()`` for an image column.
+    ``datasets.Features``) types the columns, e.g. ``Image()`` for an image column, or maps config name ->
+    ``Features`` when the configs differ (e.g. MathVerse's text-only config has no image column type).
     """
-    from datasets import Dataset
+    from datasets import Dataset, Features
 
     root.mkdir(parents=True, exist_ok=True)
     card = []
@@ -34,7 +35,8 @@ def write_parquet_snapshot(root: Path, configs: dict[str, dict[str, list[dict]]]
         for split, rows in splits.items():
             rel = layout.format(config=config, split=split)
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            Dataset.from_list(rows, features=features).to_parquet(str(root / rel))
+            typed = features if features is None or isinstance(features, Features) else features[config]
+            Dataset.from_list(rows, features=typed).to_parquet(str(root / rel))
             files.append({"split": split, "path": rel})
         card.append({"config_name": config, "data_files": files})
     header = yaml.safe_dump({"configs": card}, sort_keys=False)

@@ -86,3 +86,13 @@ def test_evaluate_cli_path_on_the_snapshot(tmp_path, hf_datasets_cache, random_t
     assert list(skipped["id"].astype(str)) == ["5"] and "unknown first skill" in skipped["status"].iloc[0]
     assert {"question", "options", "answer", "answer_type", "extracted"} <= set(evaluated.columns)
     assert {r["subtask"] for r in result.per_subtask()} == {"Arithmetic", "Scientific", "Logical", "Statistical"}
+
+
+def test_a_dataset_in_another_layout_gets_an_error_naming_the_columns(tmp_path, hf_datasets_cache):
+    import pytest
+
+    other = write_parquet_snapshot(tmp_path / "Other", {"default": {"testmini": [{"qid": "1", "text": "q"}]}},
+                                   layout="data/{split}-00000-of-00001.parquet")
+    cfg = compose("evaluate", ["domain=mathvista", f"domain.path={other}"])
+    with pytest.raises(ValueError, match=r"lacks the columns \['pid', 'question', 'answer', 'question_type', 'answer_type', 'metadata'\].*columns found: \['qid', 'text'\]"):
+        load_domain(cfg.domain, tmp_path / "cache")

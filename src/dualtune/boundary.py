@@ -17,13 +17,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dualtune.aggregates import DEFAULT_AGGREGATE, aggregate_weights, subtask_weights, weighted_accuracy
+from dualtune.bootstrap import as_score_array as _as_score_array
+from dualtune.bootstrap import paired_bootstrap  # noqa: F401 - re-exported (moved to dualtune.bootstrap)
+
 REGIONS = ("cot", "direct", "negative", "tie")
 ACC_KEYS = ("B_S", "B_L", "DT_S", "DT_L")
 CI_KEYS = ("Gain_DA", "Gain_CoT", "GAP_DT")
 ROW_KEYS = ("n", *ACC_KEYS, "GAP_B", "GAP_DT", "Gain_DA", "Gain_CoT", "region", "uncertain", "ci",
             "gain_absolute")
 CLI_OUT_COLUMNS = ("task", *ACC_KEYS, "GAP_B", "GAP_DT", "Gain_DA", "Gain_CoT", "region")
-_BOOT_CELLS_PER_CHUNK = 2_000_000  # bounds the (resamples x items) index matrix held in memory
 
 
 def boundary_metrics(B_S: float, B_L: float, DT_S: float, DT_L: float) -> dict:
@@ -56,48 +59,6 @@ def classify_region(gain_da: float, gain_cot: float, gap_dt: float, tol: float =
     if gain_da < -tol and gain_cot < -tol:
         return "negative"
     return "tie"
-
-
-def _as_score_array(name: str, scores) -> np.ndarray:
-    """Per-item scores as a float array, checked to lie in [0, 1]."""
-    arr = np.asarray(scores, dtype=float)
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{name}: expected a non-empty 1-D list of per-item scores")
-    if not np.all((arr >= 0) & (arr <= 1)):
-        raise ValueError(f"{name}: per-item scores must lie in [0, 1]")
-    return arr
-
-
-def _gain(dt: np.ndarray, b_max: np.ndarray) -> np.ndarray:
-    """Vectorised gain: relative % where b_max > 0, absolute points where b_max == 0."""
-    safe = np.where(b_max > 0, b_max, 1.0)
-    return np.where(b_max > 0, (dt - b_max) / safe * 100.0, dt - b_max)
-
-
-def paired_bootstrap(base_S, base_L, dt_S, dt_L, n_boot: int = 1000, seed: int = 0,
-                     alpha: float = 0.05) -> dict[str, tuple[float, float]]:
-    """Percentile ``1 - alpha`` CIs of Gain_DA, Gain_CoT and GAP_DT by resampling item indices (paired:
-    one index draw is applied to all four score arrays). A resample whose B_max is 0 uses absolute gains,
-    the same rule as :func:`boundary_metrics`."""
-    arrays = [_as_score_array(k, a) for k, a in zip(ACC_KEYS, (base_S, base_L, dt_S, dt_L))]
-    n = arrays[0].size
-    if any(a.size != n for a in arrays):
-        raise ValueError("paired_bootstrap: the four score arrays must have the same length (same items)")
-    if n_boot < 1 or not 0 < alpha < 1:
-        raise ValueError("paired_bootstrap: need n_boot >= 1 and 0 < alpha < 1")
-    rng = np.random.default_rng(seed)
-    # Resample in chunks so that large eval sets do not materialise an n_boot x n matrix at once.
-    chunk = max(1, _BOOT_CELLS_PER_CHUNK // n)
-    accs = [[] for _ in arrays]
-    for start in range(0, n_boot, chunk):
-        idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
-        for acc, arr in zip(accs, arrays):
-            acc.append(arr[idx].mean(axis=1) * 100.0)
-    b_s, b_l, d_s, d_l = (np.concatenate(a) for a in accs)
-    b_max = np.maximum(b_s, b_l)
-    draws = {"Gain_DA": _gain(d_s, b_max), "Gain_CoT": _gain(d_l, b_max), "GAP_DT": d_l - d_s}
-    q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
-    return {k: tuple(float(x) for x in np.percentile(v, q)) for k, v in draws.items()}
 
 
 # Which quantities decided each region, and the side of the threshold each must be on.
@@ -140,9 +101,10 @@ def round_floats(obj, ndigits: int | None = 2):
 
 
 def boundary_row(name_fields: dict, base_S, base_L, dt_S, dt_L, tol: float = 0.0, n_boot: int = 1000,
-                 seed: int = 0) -> dict:
+                 seed: int = 0, weights=None) -> dict:
     """One unrounded report row from per-item 0..1 scores: accuracies, gaps, gains, region, paired
-    bootstrap CIs (``ci``) and the ``uncertain`` flag, prefixed by ``name_fields`` (e.g. domain, subtask)."""
+    bootstrap CIs (``ci``) and the ``uncertain`` flag, prefixed by ``name_fields`` (e.g. domain, subtask).
+    ``weights``: per-item weights of a non-pooled accuracy (`dualtune.aggregates`); None = plain means."""
     clash = set(name_fields) & set(ROW_KEYS)
     if clash:
         raise ValueError(f"name_fields may not use reserved keys {sorted(clash)}")
@@ -150,10 +112,10 @@ def boundary_row(name_fields: dict, base_S, base_L, dt_S, dt_L, tol: float = 0.0
     if len({a.size for a in arrays}) != 1:
         raise ValueError("boundary_row: the four score lists must have the same length (same items)")
     # fsum makes equal totals give bit-identical accuracies, so exact ties stay exact (GAP == 0.0).
-    accs = {k: math.fsum(a.tolist()) / a.size * 100.0 for k, a in zip(ACC_KEYS, arrays)}
+    accs = {k: weighted_accuracy(a.tolist(), weights) for k, a in zip(ACC_KEYS, arrays)}
     m = boundary_metrics(**accs)
     region = classify_region(m["Gain_DA"], m["Gain_CoT"], m["GAP_DT"], tol)
-    ci = paired_bootstrap(*arrays, n_boot=n_boot, seed=seed)
+    ci = paired_bootstrap(*arrays, n_boot=n_boot, seed=seed, weights=weights)
     row = dict(name_fields)
     row.update(n=int(arrays[0].size), **accs, GAP_B=m["GAP_B"], GAP_DT=m["GAP_DT"], Gain_DA=m["Gain_DA"],
                Gain_CoT=m["Gain_CoT"], region=region, uncertain=is_uncertain(region, ci, tol),
@@ -161,17 +123,19 @@ def boundary_row(name_fields: dict, base_S, base_L, dt_S, dt_L, tol: float = 0.0
     return row
 
 
-def _row_from_items(name_fields: dict, items: list[dict], tol, n_boot, seed) -> dict:
-    """Row over a list of per-item dicts (pooled, so aggregates are sample-weighted)."""
+def _row_from_items(name_fields: dict, items: list[dict], tol, n_boot, seed, weights=None) -> dict:
+    """Row over a list of per-item dicts (pooled, or weighted by ``weights``)."""
     scores = [[float(it[k]) for it in items] for k in ACC_KEYS]
-    return boundary_row(name_fields, *scores, tol=tol, n_boot=n_boot, seed=seed)
+    return boundary_row(name_fields, *scores, tol=tol, n_boot=n_boot, seed=seed, weights=weights)
 
 
 def boundary_report(items: list[dict], tol: float = 0.0, n_boot: int = 1000, seed: int = 0,
-                    planted: dict | None = None) -> dict:
-    """Per-subtask rows plus sample-weighted per-domain aggregates (subtask ``"ALL"``) and, with more than
-    one domain, an overall ``domain == "all"`` row. ``items``: ``{domain, subtask, id, B_S, B_L, DT_S, DT_L}``.
-    Note: pooling items differs from the paper's unweighted VSI-Bench/MMMU means when subtask sizes differ."""
+                    planted: dict | None = None, aggregate: str | dict = DEFAULT_AGGREGATE) -> dict:
+    """Per-subtask rows plus per-domain aggregates (subtask ``"ALL"``) and, with more than one domain, an
+    overall ``domain == "all"`` row. ``items``: ``{domain, subtask, id, B_S, B_L, DT_S, DT_L}`` (optional
+    ``variant`` / ``group``, `dualtune.aggregates`). ``aggregate``: how ALL rows average (weighted | macro |
+    cvbench), one kind or a mapping domain -> kind (absent domains and the "all" row: weighted unless the
+    mapping names them). Subtask rows average their variants when items carry several."""
     planted = planted or {}
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     seen: set[tuple] = set()
@@ -188,23 +152,28 @@ def boundary_report(items: list[dict], tol: float = 0.0, n_boot: int = 1000, see
         raise ValueError("boundary_report: no items")
     subtasks = []
     for domain, subtask in sorted(groups):
-        row = _row_from_items({"domain": domain, "subtask": subtask}, groups[(domain, subtask)], tol,
-                              n_boot, seed)
+        group = groups[(domain, subtask)]
+        row = _row_from_items({"domain": domain, "subtask": subtask}, group, tol, n_boot, seed,
+                              subtask_weights(group))
         row["planted_region"] = planted.get(subtask)
         subtasks.append(row)
-    # Aggregates pool the items of a domain (or of everything), i.e. they are sample-weighted.
+    # Aggregates average the items of a domain (or of everything) as domain.aggregate says (default: pooled).
+    kinds = dict(aggregate) if isinstance(aggregate, dict) else None
     by_domain: dict[str, list[dict]] = defaultdict(list)
     for (domain, _), group in groups.items():
         by_domain[domain].extend(group)
     pools = [(d, by_domain[d]) for d in sorted(by_domain)]
     if len(pools) > 1:
         pools.append(("all", [it for _, g in pools for it in g]))
-    aggregates = []
+    aggregates, used = [], {}
     for domain, pool in pools:
-        row = _row_from_items({"domain": domain, "subtask": "ALL"}, pool, tol, n_boot, seed)
+        kind = aggregate if kinds is None else kinds.get(domain, DEFAULT_AGGREGATE)
+        row = _row_from_items({"domain": domain, "subtask": "ALL"}, pool, tol, n_boot, seed,
+                              aggregate_weights(pool, kind))
+        used[domain] = kind
         row["planted_region"] = None
         aggregates.append(row)
-    return {"subtasks": subtasks, "aggregates": aggregates}
+    return {"subtasks": subtasks, "aggregates": aggregates, "aggregate_kinds": used}
 
 
 def _flat_row(row: dict, kind: str) -> dict:

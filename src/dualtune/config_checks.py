@@ -15,6 +15,7 @@ from __future__ import annotations
 from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
+from dualtune.aggregates import AGGREGATES
 from dualtune.curation import ROUTES
 from dualtune.lab.registry import DOMAINS as LAB_DOMAINS
 from dualtune.lab.registry import GENERIC
@@ -29,7 +30,7 @@ from dualtune.utils.config_rules import any_of, boolean, choice, integer, is_int
 TASKS = ("train", "evaluate", "score")
 ALGOS = ("sft", "grpo", "sft_then_grpo")  # recipes.train.fit_algo
 LOGGERS = ("none", "csv", "wandb")  # utils.runtime.build_logger
-NUMERIC_METRICS = ("exact", "mra")  # prompting.answers.score_answer
+NUMERIC_METRICS = ("exact", "mra", "mra_vsibench")  # prompting.answers.NUMERIC_METRICS
 _ABSENT = object()
 
 
@@ -47,7 +48,9 @@ COMMON = {"seed": integer(0), "strict": boolean(), "cache_dir": text(), "output_
 MODEL = {
     "model.path": text(null=True), "model.dtype": choice(*DTYPES, null=True), "model.freeze_vision": boolean(),
     "model.freeze_projector": boolean(), "model.min_pixels": integer(1, null=True),
-    "model.max_pixels": integer(1, null=True), "model.lora.enabled": boolean(), "model.lora.r": integer(1),
+    "model.max_pixels": integer(1, null=True), "model.max_length": integer(1, null=True),
+    "model.max_new_tokens": any_of(BUDGETS, choice(None, null=True)),  # mode.max_new_tokens defaults to it
+    "model.lora.enabled": boolean(), "model.lora.r": integer(1),
     "model.lora.alpha": number(0, lo_open=True), "model.lora.dropout": number(0, 1, hi_open=True),
     **{f"model.tiny.{k}": integer(1) for k in ("vocab_size", "hidden_size", "layers", "heads",
                                                "intermediate_size", "vision_hidden", "vision_depth")},
@@ -56,7 +59,8 @@ MODEL = {
     "model.pretrain.vision_lr_scale": number(0), "model.pretrain.max_length": integer(1),
     "model.pretrain.seed": integer(0),
 }
-DOMAIN = {"domain.source": choice("lab", "hf", "published"), "domain.numeric_metric": METRIC_MAP}
+DOMAIN = {"domain.source": choice("lab", "hf", "published"), "domain.numeric_metric": METRIC_MAP,
+          "domain.aggregate": choice(*AGGREGATES)}
 PUBLISHED = {"domain.path": text(), "domain.adapter": text(), "domain.splits.train": text(null=True),
              "domain.splits.test": text(null=True), "domain.subsets": any_of(list_of(text(), what="HF configs"), text(null=True)),
              "domain.n_train_per_subtask": integer(1, null=True), "domain.n_test_per_subtask": integer(1, null=True)}
@@ -211,9 +215,15 @@ def _invalid_rows(domain_cfg, split: str) -> str:
     """Why a split came out empty: the lab settings, or the raw row count (all invalid; error path only)."""
     if domain_cfg.source == "published":
         split_name = (domain_cfg.get("splits") or {}).get(split)
+        if split_name is None and split == "test":
+            return (f"domain.splits.test is null: {domain_cfg.name} is a training set and publishes no test split; "
+                    f"train without evaluation (eval.enabled=false) and evaluate the tuned model on a benchmark "
+                    f"afterwards (python evaluate.py domain=mathvista checkpoint=<run dir>/model), or evaluate on "
+                    f"benchmarks during training (eval.domains=[mathvista])")
         if split_name is None:
-            return (f"domain.splits.{split} is null: {domain_cfg.name} publishes no {split} split (train on a "
-                    f"training set, evaluate on this benchmark)")
+            return (f"domain.splits.{split} is null: {domain_cfg.name} publishes no {split} split (an evaluation "
+                    f"benchmark): train on a training set (e.g. domain=mm_eureka) and evaluate on this one "
+                    f"(python evaluate.py domain={domain_cfg.name}, or eval.domains=[{domain_cfg.name}])")
         return f"every row of {domain_cfg.path}[{split_name}] was skipped or invalid; reasons in the warnings above"
     if domain_cfg.source == "lab":
         return (f"the lab generated no rows: domain.domains={list(domain_cfg.domains)}, "

@@ -23,6 +23,7 @@ with the count (possible leakage); the rows are kept.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -126,9 +127,23 @@ def _field_problem(row: dict) -> str | None:
         if not options:
             return "choice_without_options"
         letters = OPTION_LETTERS[: len(options)]
-        if str(answer).strip() not in letters:
+        if str(answer).strip() not in letters and not _multi_gold_ok(row, letters):
             return "answer_not_in_options"
     return None
+
+
+def _multi_gold_ok(row: dict, letters: str) -> bool:
+    """True for a choice gold that is a set of option letters ("A, C") under the ``multi`` scoring rule
+    (``meta["scoring"]``, see `dualtune.prompting.rules`)."""
+    meta = row.get("meta") or {}
+    try:
+        meta = json.loads(meta) if isinstance(meta, str) else dict(meta)
+    except ValueError:
+        return False
+    if not isinstance(meta, dict):
+        return False
+    parts = str(row.get("answer")).split(",")
+    return bool((meta.get("scoring") or {}).get("multi")) and all(p.strip() in letters for p in parts)
 
 
 def check_sample(row: dict) -> str | None:

@@ -12,6 +12,7 @@ from collections import Counter
 
 import torch
 
+from dualtune.data.video import sample_videos, video_processor_kwargs
 from dualtune.prompting.templates import prompt_layout, target_text
 
 log = logging.getLogger(__name__)
@@ -49,12 +50,25 @@ def _check_image_tokens(processor, input_ids: torch.Tensor, grid_thw) -> None:
         raise ValueError(f"image token mismatch: {found} placeholders for {expected} image features")
 
 
+def _check_video_tokens(processor, input_ids: torch.Tensor, grid_thw) -> None:
+    """Raise if the number of video placeholder tokens differs from what the video grids need."""
+    if grid_thw is None:
+        return
+    merge = getattr(processor.video_processor, "merge_size", 2)
+    expected = int((grid_thw.prod(-1) // (merge**2)).sum())
+    found = int((input_ids == processor.tokenizer.convert_tokens_to_ids(processor.video_token)).sum())
+    if found != expected:
+        raise ValueError(f"video token mismatch: {found} placeholders for {expected} video features")
+
+
 def encode_train_example(processor, sample: dict, mode: str, templates=None, max_length: int = 1024) -> dict:
     """Encode prompt + target; labels are -100 on the prompt so the loss covers target tokens only."""
     prompt, images = prompt_and_images(processor, sample, mode, templates)
-    enc = processor(text=[prompt], images=images or None, return_tensors="pt")
+    enc = processor(text=[prompt], images=images or None, return_tensors="pt",
+                    **video_processor_kwargs(sample_videos(sample)))
     prompt_ids = enc["input_ids"][0]
     _check_image_tokens(processor, prompt_ids, enc.get("image_grid_thw"))
+    _check_video_tokens(processor, prompt_ids, enc.get("video_grid_thw"))
     eos = processor.tokenizer.eos_token
     target_ids = processor.tokenizer(target_text(sample, mode) + eos, add_special_tokens=False,
                                      return_tensors="pt")["input_ids"][0]
@@ -128,9 +142,12 @@ def encode_generation_batch(processor, samples, mode, templates=None, text_only=
     """Left-padded prompts (+ images) for batched generation; raises OverlongError rather than truncating."""
     encoded = [prompt_and_images(processor, s, mode, templates, text_only=text_only) for s in samples]
     prompts, images = [p for p, _ in encoded], [img for _, imgs in encoded for img in imgs]
+    videos = [] if text_only else [v for s in samples for v in sample_videos(s)]  # video files (data/video.py)
     processor.tokenizer.padding_side = "left"
-    enc = processor(text=prompts, images=images or None, padding=True, return_tensors="pt")
+    enc = processor(text=prompts, images=images or None, padding=True, return_tensors="pt",
+                    **video_processor_kwargs(videos))
     _check_image_tokens(processor, enc["input_ids"], enc.get("image_grid_thw"))
+    _check_video_tokens(processor, enc["input_ids"], enc.get("video_grid_thw"))
     if max_length is not None and enc["attention_mask"].sum(-1).max() > max_length:
         raise OverlongError(f"a prompt exceeds max_length {max_length}")
     return enc

@@ -39,6 +39,15 @@ def read_hf_split(path: str, subset: str | None, split: str) -> Iterable[dict]:
     return ds
 
 
+def _check_layout(adapter, domain_cfg, raw: dict, where: str) -> None:
+    """Raise a ValueError naming the columns found when a row lacks the adapter's ``REQUIRED_COLUMNS``."""
+    missing = [c for c in getattr(adapter, "REQUIRED_COLUMNS", ()) if c not in raw]
+    if missing:
+        raise ValueError(f"{domain_cfg.name}: {where} lacks the columns {missing} that the {domain_cfg.adapter!r} "
+                         f"adapter reads; columns found: {sorted(raw)}. Is domain.path the dataset as its owners "
+                         f"publish it? (format: dualtune/data/adapters/{adapter.__name__.rsplit('.', 1)[-1]}.py)")
+
+
 def _options(domain_cfg) -> dict:
     opts = domain_cfg.get("options")
     return OmegaConf.to_container(opts, resolve=True) if OmegaConf.is_config(opts) else dict(opts or {})
@@ -60,11 +69,19 @@ def load_published_split(domain_cfg, split_key: str, skipped: list | None = None
         ctx = AdapterContext(root=root, subset=subset, split=str(split), domain=str(domain_cfg.name),
                              options=_options(domain_cfg))
         for index, raw in enumerate(read(path, subset, str(split))):
+            if index == 0:
+                _check_layout(adapter, domain_cfg, raw, f"{path} [{subset or 'default'}/{split}]")
             try:
                 rows.append(adapter.to_sample(dict(raw), ctx))
+            except KeyError as missing:  # the data is not in the layout the adapter documents
+                raise ValueError(
+                    f"{domain_cfg.name}: the {domain_cfg.adapter!r} adapter needs column {missing} that "
+                    f"{path} [{subset or 'default'}/{split}] lacks; columns found: {sorted(raw)}. Is domain.path "
+                    f"the dataset as its owners publish it? (format: dualtune/data/adapters/"
+                    f"{adapter.__name__.rsplit('.', 1)[-1]}.py)") from None
             except SkipRow as why:
                 reason = str(why)
-                rid = raw.get("id", raw.get("pid", f"{subset}/{split}#{index}"))
+                rid = raw.get("id", raw.get("pid", raw.get("index", f"{subset}/{split}#{index}")))
                 counts[reason] += 1
                 skipped_ids.setdefault(reason, []).append(rid)
                 if skipped is not None:
@@ -81,4 +98,20 @@ def load_published(domain_cfg, skipped: dict | None = None) -> dict[str, list[di
     """{"train": rows, "test": rows} of a published dataset through its adapter (unvalidated); adapter
     skips per split go to ``skipped[split]`` when given."""
     skipped = {} if skipped is None else skipped
-    return {key: load_published_split(domain_cfg, key, skipped.setdefault(key, [])) for key in SPLIT_KEYS}
+    splits = {key: load_published_split(domain_cfg, key, skipped.setdefault(key, [])) for key in SPLIT_KEYS}
+    warn_missing_rationales(splits["train"], f"{domain_cfg.name}/train")
+    return splits
+
+
+def warn_missing_rationales(rows: list[dict], name: str) -> int:
+    """Warn once, with the count, when training ``rows`` carry no rationale (empty ``cot``): CoT-mode training
+    on them has no reasoning target. Returns the count."""
+    missing = sum(1 for row in rows if not str(row.get("cot") or "").strip())
+    if missing:
+        log.warning("%s: %d of %d training rows have no rationale (empty `cot`), so CoT training (mode=cot or "
+                    "mode=dual) has no reasoning target for them (an empty <think></think>). The CoT-synthesis "
+                    "stage is planned but `python cot.py` is not available yet; supply rationales in a `cot` "
+                    "column instead: save the rows in the sample schema (dualtune.schema.FEATURES) with `cot` "
+                    "filled and train with domain=hf domain.hf.path=<dir>, or train with mode=direct.",
+                    name, missing, len(rows))
+    return missing

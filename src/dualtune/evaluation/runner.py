@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dualtune.aggregates import aggregate_weights, item_grouping, subtask_weights, weighted_accuracy
 from dualtune.data.encoding import OverlongError, encode_generation_batch
 from dualtune.prompting.answers import score_output
 from dualtune.prompting.templates import MODES, check_mode
@@ -73,9 +74,11 @@ class EvalResult:
         return dict(sorted(groups.items()))
 
     def per_subtask(self) -> list[dict]:
-        """``[{domain, subtask, mode, n, accuracy}]`` with accuracy = 100 * mean score of the subtask."""
+        """``[{domain, subtask, mode, n, accuracy}]`` with accuracy = 100 * mean score of the subtask (the mean
+        over its variants when its records carry several, e.g. VSI-Bench rel. direction; `dualtune.aggregates`)."""
         return [
-            {"domain": d, "subtask": s, "mode": m, "n": len(rs), "accuracy": 100.0 * _mean(r["score"] for r in rs)}
+            {"domain": d, "subtask": s, "mode": m, "n": len(rs),
+             "accuracy": weighted_accuracy([r["score"] for r in rs], subtask_weights(rs))}
             for (d, s, m), rs in self._groups().items()
         ]
 
@@ -83,7 +86,8 @@ class EvalResult:
         """Per domain and overall (domain ``"all"``): ``{domain, mode, n, n_subtasks, macro, weighted}``.
 
         ``macro`` is the unweighted mean of subtask accuracies (overall: over every subtask of every domain);
-        ``weighted`` pools the samples, so large subtasks count more.
+        ``weighted`` pools the samples, so large subtasks count more; ``cvbench`` (only where every record
+        carries a ``group``, e.g. CV-Bench's [type, source]) is the nested mean over it (`dualtune.aggregates`).
         """
         rows = self.per_subtask()
         out = []
@@ -98,6 +102,10 @@ class EvalResult:
                     "macro": _mean(r["accuracy"] for r in sel),
                     "weighted": math.fsum(r["accuracy"] * r["n"] for r in sel) / n,
                 })
+                recs = [r for r in self.records if r["mode"] == mode and domain in (OVERALL, r["domain"])]
+                if all(r.get("group") for r in recs):
+                    out[-1]["cvbench"] = weighted_accuracy([r["score"] for r in recs],
+                                                           aggregate_weights(recs, "cvbench"))
         return out
 
     def to_items(self) -> list[dict]:
@@ -105,7 +113,8 @@ class EvalResult:
         items: dict[tuple, dict] = {}
         for r in self.records:
             key = (r["domain"], r["subtask"], r["id"])
-            item = items.setdefault(key, {"domain": r["domain"], "subtask": r["subtask"], "id": r["id"]})
+            item = items.setdefault(key, {"domain": r["domain"], "subtask": r["subtask"], "id": r["id"],
+                                          **{k: r[k] for k in ("variant", "group") if r.get(k)}})
             item[{"direct": "S", "cot": "L"}[r["mode"]]] = float(r["score"])
         unpaired = [k[2] for k, it in items.items() if "S" not in it or "L" not in it]
         if unpaired:
@@ -161,6 +170,7 @@ def _record(sample: dict, mode: str, output: str, n_tokens: int, truncated: bool
         "answer_type": sample["answer_type"], "output": output, "extracted": extracted, "answer": sample["answer"],
         "score": float(score), "truncated": bool(truncated), "n_tokens": int(n_tokens), "skipped": bool(skipped),
         "status": "skipped: prompt longer than max_prompt_length" if skipped else "evaluated",
+        **item_grouping(sample),  # variant / group: how official aggregates average (dualtune.aggregates)
     }
 
 

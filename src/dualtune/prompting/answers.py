@@ -16,12 +16,18 @@ import math
 import re
 import string
 
+import numpy as np
+
 from dualtune.prompting.mathcheck import math_verify_equal
 from dualtune.prompting.numbers import FULL_NUMBER, canonical_number, number_value, parse_number
-from dualtune.prompting.rules import round_to_precision, scoring_rules
+from dualtune.prompting.rules import letter_set, round_to_precision, scoring_rules
 from dualtune.schema import OPTION_LETTERS
 
 MRA_THRESHOLDS = tuple(round(0.50 + 0.05 * i, 2) for i in range(10))  # 0.50, 0.55, ..., 0.95
+# VSI-Bench's official evaluator (thinking-in-space / lmms-eval ``vsibench/utils.py::mean_relative_accuracy``):
+# θ = numpy.linspace(.5, .95, 10) in float64 and a hit is ``err <= 1 - θ`` (inclusive, float arithmetic).
+VSI_MRA_THRESHOLDS = tuple(float(t) for t in np.linspace(0.50, 0.95, 10))
+NUMERIC_METRICS = ("exact", "mra", "mra_vsibench")
 
 _NO_PUNCTUATION = str.maketrans("", "", string.punctuation)
 _BOX_OR_BRACE = re.compile(r"\\boxed\{|[{}]")
@@ -32,7 +38,8 @@ _BARE_LETTER = re.compile(r"^\(?([A-Za-z])\)?[.:)]?$")
 _EXPLICIT_LETTER = re.compile(
     r"\b(?i:answer|option|choice)\s*(?:(?i:is)\s*)?[:\-]?\s*(?:(?i:option)\s*)?\(?([A-Z])\b\)?"
 )
-_LEADING_LETTER = re.compile(r"^\s*\(?([A-Z])(?:\)|[.:]\s|\s+is\b)")
+# "B) red", "B. red", "B is ...", and "B:red" (MathVerse writes its choices "A:40°", no space).
+_LEADING_LETTER = re.compile(r"^\s*\(?([A-Z])(?:\)|[.:]\s|:(?=\S)|\s+is\b)")
 # Two letters joined as alternatives ("A or B", "A, B", "(A)/(B)"), or option markers "B)" / "(B)".
 _LETTER_ALTERNATIVES = re.compile(
     r"(?<![A-Za-z])\(?([A-Z])\)?(?=\s*(?:[,/&;]|\bor\b|\band\b)\s*\(?([A-Z])\)?(?![A-Za-z]))")
@@ -193,6 +200,8 @@ def extract_answer(output: str, answer_type: str, options: list[str] | None = No
         return None
     if answer_type == "choice":
         return _parse_choice(candidate, options)
+    if answer_type == "letters":  # a set of option letters ("A, C"): the ``multi`` scoring rule
+        return letter_set(_ANSWER_PREFIX.sub("", candidate), options)
     if answer_type == "number":
         value = parse_number(candidate)
         return canonical_number(value) if value is not None else None
@@ -203,8 +212,19 @@ def extract_answer(output: str, answer_type: str, options: list[str] | None = No
     raise ValueError(f"unknown answer_type {answer_type!r}")
 
 
-def mean_relative_accuracy(pred: float, gt: float, thresholds=None) -> float:
-    """VSI-Bench MRA: mean over θ of 1[|pred-gt|/|gt| < 1-θ]; gt == 0 requires an exact match."""
+def mean_relative_accuracy(pred: float, gt: float, thresholds=None, inclusive: bool = False) -> float:
+    """VSI-Bench MRA: mean over θ of 1[|pred-gt|/|gt| < 1-θ] (the paper's formula); gt == 0 requires an
+    exact match. ``inclusive=True`` is the official evaluator's rule: ``err <= 1 - θ`` in plain float
+    arithmetic over `VSI_MRA_THRESHOLDS` (so 9.5 vs 10 scores 1.0 and 9 vs 10 scores 0.9 there)."""
+    if inclusive:
+        thresholds = VSI_MRA_THRESHOLDS if thresholds is None else tuple(thresholds)
+        pred, gt = float(pred), float(gt)
+        if not (math.isfinite(pred) and math.isfinite(gt)) or not thresholds:
+            return 0.0
+        if gt == 0:  # the official code divides by zero here; VSI-Bench has no zero gold
+            return 1.0 if pred == 0 else 0.0
+        error = abs(pred - gt) / abs(gt)
+        return sum(error <= 1 - theta for theta in thresholds) / len(thresholds)
     thresholds = MRA_THRESHOLDS if thresholds is None else tuple(thresholds)
     pred, gt = float(pred), float(gt)
     if not (math.isfinite(pred) and math.isfinite(gt)) or not thresholds:
@@ -236,11 +256,12 @@ def score_prediction(pred: str | None, answer: str, answer_type: str, options=No
     """Score in [0, 1] of ``pred`` against the gold ``answer``; None predictions score 0.
 
     choice: letter equality; number ("exact"): integers must be equal, otherwise
-    |pred-gt| <= rel_tol*max(1,|gt|); number ("mra"): mean relative accuracy;
+    |pred-gt| <= rel_tol*max(1,|gt|); number ("mra"): mean relative accuracy, ("mra_vsibench") with the
+    official evaluator's inclusive float boundary;
     text: normalized equality; math: math-verify equivalence with plain fallbacks.
     """
-    if numeric_metric not in ("exact", "mra"):
-        raise ValueError(f"unknown numeric_metric {numeric_metric!r}; expected 'exact' or 'mra'")
+    if numeric_metric not in NUMERIC_METRICS:
+        raise ValueError(f"unknown numeric_metric {numeric_metric!r}; expected one of {NUMERIC_METRICS}")
     if pred is None or not str(pred).strip():
         return 0.0
     pred, answer = str(pred).strip(), str(answer).strip()
@@ -251,8 +272,9 @@ def score_prediction(pred: str | None, answer: str, answer_type: str, options=No
         pred_value, gold_value = parse_number(pred), parse_number(answer)
         if pred_value is None or gold_value is None:
             return 0.0
-        if numeric_metric == "mra":
-            return mean_relative_accuracy(float(pred_value), float(gold_value))
+        if numeric_metric in ("mra", "mra_vsibench"):
+            return mean_relative_accuracy(float(pred_value), float(gold_value),
+                                          inclusive=numeric_metric == "mra_vsibench")
         if pred_value.denominator == 1 and gold_value.denominator == 1:
             return float(pred_value == gold_value)  # 1000001 is not 1000000 (no tolerance)
         tolerance = rel_tol * max(1.0, abs(float(gold_value)))
@@ -270,10 +292,13 @@ def score_output(
     """Extract the prediction from ``output``, score it against ``sample``; return (pred, score).
 
     ``sample["question"]`` (when present) is cut out of an output that echoes it (`extract_answer`).
-    The sample's scoring rules (`dualtune.prompting.rules`: metric, precision, accepted golds) apply."""
+    The sample's scoring rules (`dualtune.prompting.rules`: metric, precision, accepted golds, multi) apply."""
     rules = scoring_rules(sample)
     options, answer_type = sample.get("options"), sample["answer_type"]
-    pred = extract_answer(output, answer_type, options, sample.get("question"))
+    multi = answer_type == "choice" and rules.get("multi")  # the gold is a set: name exactly that set
+    pred = extract_answer(output, "letters" if multi else answer_type, options, sample.get("question"))
+    if multi:
+        return pred, float(pred is not None and pred == letter_set(str(sample["answer"]), options))
     if answer_type == "number" and pred is not None and rules.get("precision") is not None:
         pred = canonical_number(round_to_precision(parse_number(pred), rules["precision"]))
     metric = rules.get("metric") or numeric_metric

@@ -120,6 +120,8 @@ def prompt_layout(sample: dict, mode: str, templates: dict | None = None, num_im
     for k, frame in enumerate(sample.get("video") or []):
         content += [{"type": "text", "text": f"Frame {k + 1}:"}, {"type": "image"}]
         ordered.append(frame)
+    if sample_video(sample) is not None:  # a video file: one entry for the processor's video path (data/video.py)
+        content.append({"type": "video"})
     return [{"role": "user", "content": content + body}], ordered + [images[i] for i in placed]
 
 
@@ -133,3 +135,35 @@ def sample_images(sample: dict) -> list:
     """All images of a sample: still images first, then video frames (the prompt order of a sample without
     `<image k>` markers; `prompt_layout` gives the order for every sample)."""
     return list(sample.get("images") or []) + list(sample.get("video") or [])
+
+
+def _meta(sample: dict) -> dict:
+    """The decoded ``meta`` dict of a sample ({} when empty)."""
+    import json
+
+    meta = sample.get("meta") or {}
+    return (json.loads(meta) if meta.strip() else {}) if isinstance(meta, str) else dict(meta)
+
+
+def sample_video(sample: dict) -> dict | None:
+    """The video file a sample shows (``meta["video"]``: ``{"path", "fps", "max_frames", "max_pixels"}``,
+    written by a published-dataset adapter, decoded by `dualtune.data.video`; its entry follows the
+    'Frame k:' frames in `prompt_layout`), or None."""
+    spec = _meta(sample).get("video")
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or any(k not in spec for k in ("path", "fps", "max_frames", "max_pixels")):
+        raise ValueError(f"sample {sample.get('id')!r}: meta.video must be a dict with path, fps, max_frames, "
+                         f"max_pixels; got {spec!r}")
+    return spec
+
+
+def without_visuals(sample: dict) -> dict:
+    """A copy of ``sample`` with no images, no video frames and no video file (RAP's text-only input)."""
+    import json
+
+    meta = _meta(sample)
+    if "video" not in meta:
+        return dict(sample, images=[], video=[])
+    meta.pop("video")
+    return dict(sample, images=[], video=[], meta=json.dumps(meta))

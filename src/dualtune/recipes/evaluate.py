@@ -22,7 +22,7 @@ def eval_settings(cfg) -> dict:
     return {
         "modes": list(cfg.eval.modes),
         "templates": OmegaConf.to_container(cfg.mode.templates),
-        "max_new_tokens": OmegaConf.to_container(cfg.mode.max_new_tokens),
+        "max_new_tokens": OmegaConf.to_container(cfg.mode.max_new_tokens, resolve=True),  # model defaults
         "numeric_metric": OmegaConf.to_container(cfg.domain.numeric_metric),
     }
 

@@ -68,7 +68,7 @@ def generation_budget(algo, mode_cfg) -> dict[str, int]:
         value = mode_cfg.max_new_tokens
     if isinstance(value, int):
         return {"cot": value, "direct": value}
-    value = OmegaConf.to_container(value) if OmegaConf.is_config(value) else dict(value)
+    value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else dict(value)
     return {str(k): int(v) for k, v in value.items()}
 
 

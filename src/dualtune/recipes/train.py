@@ -34,8 +34,21 @@ def pair_items(base, tuned) -> list[dict]:
     """Per-item rows {domain, subtask, id, B_S, B_L, DT_S, DT_L} from base and tuned eval results."""
     tuned_by_id = {i["id"]: i for i in tuned.to_items()}
     return [{"domain": b["domain"], "subtask": b["subtask"], "id": b["id"], "B_S": b["S"], "B_L": b["L"],
-             "DT_S": tuned_by_id[b["id"]]["S"], "DT_L": tuned_by_id[b["id"]]["L"]}
+             "DT_S": tuned_by_id[b["id"]]["S"], "DT_L": tuned_by_id[b["id"]]["L"],
+             "variant": b.get("variant"), "group": b.get("group")}
             for b in base.to_items() if b["id"] in tuned_by_id]
+
+
+def aggregate_kinds(cfg) -> dict:
+    """Domain -> how its ALL row averages (``domain.aggregate``; an ``eval.domains`` benchmark uses its own
+    config's; `dualtune.aggregates`). Lab sub-domains are not named: they stay sample-weighted."""
+    from dualtune.aggregates import DEFAULT_AGGREGATE
+    from dualtune.data.benchmarks import domain_config
+
+    kinds = {str(cfg.domain.name): str(cfg.domain.get("aggregate") or DEFAULT_AGGREGATE)}
+    for name in cfg.eval.get("domains") or []:
+        kinds[str(name)] = str(domain_config(str(name)).get("aggregate") or DEFAULT_AGGREGATE)
+    return kinds
 
 
 def planted_regions(cfg) -> dict | None:
@@ -50,7 +63,7 @@ def planted_regions(cfg) -> dict | None:
 def write_boundary(cfg, base, tuned, train_rows, out) -> dict:
     """Thinking-Boundary report (json/csv/md), plots and curation manifest into ``out``."""
     report = boundary_report(pair_items(base, tuned), tol=float(cfg.eval.tol), n_boot=int(cfg.eval.n_boot),
-                             seed=int(cfg.seed), planted=planted_regions(cfg))
+                             seed=int(cfg.seed), planted=planted_regions(cfg), aggregate=aggregate_kinds(cfg))
     write_report(report, out, config=OmegaConf.to_container(cfg, resolve=True))
     plot_boundary_scatter(report["subtasks"], out / "boundary_scatter.png", title=f"Thinking Boundary ({cfg.domain.name})")
     plot_gap_b(report["subtasks"], out / "gap_b.png")

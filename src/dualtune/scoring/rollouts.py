@@ -57,8 +57,10 @@ class RolloutSettings:
 
 
 def strip_images(sample: dict) -> dict:
-    """Image-free copy of ``sample`` (no images, no video frames): the CDE text-only input."""
-    return dict(sample, images=[], video=[])
+    """Image-free copy of ``sample`` (no images, no video frames, no video file): the CDE text-only input."""
+    from dualtune.prompting.templates import without_visuals
+
+    return without_visuals(sample)
 
 
 def condition_inputs(samples, condition: str) -> list[dict]:

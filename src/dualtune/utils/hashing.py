@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import subprocess
@@ -53,7 +54,50 @@ def image_digest(img) -> str:
     raise TypeError(f"cannot hash image content of a {type(img).__name__}")
 
 
+def file_fingerprint(path: str) -> str:
+    """Cheap content fingerprint of a (large) file, e.g. a video: its size plus its first and last 64 KiB
+    (memoized per path, size and modification time)."""
+    import os
+
+    st = os.stat(path)
+    return _file_fingerprint(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_fingerprint(path: str, size: int, _mtime_ns: int) -> str:
+    h = hashlib.sha256(f"file|{size}|".encode())
+    with open(path, "rb") as fh:
+        h.update(fh.read(1 << 16))
+        if size > 1 << 17:
+            fh.seek(-(1 << 16), 2)
+            h.update(fh.read(1 << 16))
+    return h.hexdigest()
+
+
+def _video_file(sample: dict) -> dict | None:
+    """A sample's video file (``meta["video"]``, see `dualtune.data.video`) as its sampling settings plus the
+    file's fingerprint; None when it has none (or the file is missing: the loader reports that)."""
+    meta = sample.get("meta") or {}
+    try:
+        meta = json.loads(meta) if isinstance(meta, str) else dict(meta)
+    except ValueError:
+        return None
+    spec = meta.get("video") if isinstance(meta, dict) else None
+    if not isinstance(spec, dict) or not spec.get("path"):
+        return None
+    try:
+        content = file_fingerprint(str(spec["path"]))
+    except OSError:
+        content = None
+    return {**{k: v for k, v in spec.items() if k != "path"}, "content": content}
+
+
 def visual_digest(sample: dict) -> str:
-    """Hash of a sample's visual content: its images, then its video frames, in order."""
-    return stable_hash({"images": [image_digest(i) for i in sample.get("images") or []],
-                        "video": [image_digest(f) for f in sample.get("video") or []]}, length=32)
+    """Hash of a sample's visual content: its images, then its video frames, in order, and its video file
+    (fingerprint and frame-sampling settings) when it has one."""
+    visual = {"images": [image_digest(i) for i in sample.get("images") or []],
+              "video": [image_digest(f) for f in sample.get("video") or []]}
+    video_file = _video_file(sample)
+    if video_file is not None:  # only then: digests of samples without one are unchanged
+        visual["video_file"] = video_file
+    return stable_hash(visual, length=32)

@@ -11,6 +11,8 @@ An adapter module defines:
   the row. Raise `SkipRow` (with a reason) for a row the benchmark itself excludes or that cannot be
   mapped; the loader counts and logs it with the row's id. Scoring rules that differ from the default
   answer-type scoring go into ``meta["scoring"]`` (`dualtune.prompting.rules`);
+* optionally ``REQUIRED_COLUMNS`` (tuple of str): columns every published row has; a dataset in another
+  layout is then an error naming the columns found, instead of every row being skipped;
 * optionally ``read(path, subset, split) -> Iterable[dict]`` when the published layout is not something
   ``datasets.load_dataset(path, name=subset, split=split)`` reads (e.g. jsonl + image folders, zips).
 
@@ -26,6 +28,10 @@ from pathlib import Path
 # adapter name -> module under dualtune.data.adapters (one module may serve several configs)
 ADAPTERS: dict[str, str] = {
     "mathvista": "mathvista",
+    "mathverse": "mathverse", "wemath": "wemath", "geometry3k": "geometry3k",
+    "mmmu": "mmmu", "mmstar": "mmstar", "logicvista": "logicvista",
+    "mm_eureka": "mm_eureka", "thinklite_vl": "thinklite_vl", "onethinker": "onethinker",
+    "cvbench": "cvbench", "vsibench": "vsibench", "spacer": "spacer",
 }
 
 

@@ -28,6 +28,7 @@ import json
 from dualtune.data.adapters import AdapterContext, SkipRow
 from dualtune.schema import OPTION_LETTERS
 
+REQUIRED_COLUMNS = ("pid", "question", "answer", "question_type", "answer_type", "metadata")
 SKILL_GROUPS = {
     "numeric commonsense": "Comm.", "scientific reasoning": "Scientific", "geometry reasoning": "Geometry",
     "arithmetic reasoning": "Arithmetic", "logical reasoning": "Logical", "statistical reasoning": "Statistical",

@@ -8,7 +8,7 @@ Answer type of a row, decided from the row itself (these sets carry no question-
   `split_inline_options`) and the gold is one of their letters ("B", "(B)", "B. text") or the exact text of
   one option (mapped to its letter);
 * ``number``: the gold, without ``$...$`` / ``\\boxed{}``, is one plain number ("12", "-3.5", "1,200",
-  "3/4"), optionally with a degree / percent sign;
+  "3/4"), optionally followed by a degree / percent sign or a unit word ("5 cm"), and holds one value;
 * ``math``: the gold holds LaTeX or a formula (a backslash command, ``^ _ { } =``, a variable next to a
   digit or operator, a tuple or interval, sqrt / pi / infinity signs); scored by math-verify equivalence;
 * ``text`` otherwise (normalized string equality).
@@ -25,16 +25,17 @@ from pathlib import Path
 from typing import Iterable
 
 from dualtune.data.adapters import AdapterContext, SkipRow
+from dualtune.prompting.numbers import parse_number
 from dualtune.schema import OPTION_LETTERS
 
 LETTERS = OPTION_LETTERS[:10]  # A-J: more inline options than that are not options
-_MARKER = re.compile(r"(?:^|(?<=\s))(?:\(([A-J])\)|([A-J])[.:：、)])", re.M)
+_MARKER = re.compile(r"(?<![A-Za-z0-9_$\\])(?:[(（]([A-J])[)）]|([A-J])[.:：、．)])", re.M)
 _LABEL = re.compile(r"(?:\b(?:choices|options|answer choices)\s*[:：]?|选项[:：]?)\s*$", re.I)
 _PLAIN_NUMBER = re.compile(
     r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+(?:\.\d+)?)?"
-    r"\s*(?:°|%|\\%|\^\s*\\circ|\^\s*\{\s*\\circ\s*\})?")
-_MATH = re.compile(r"[\\^_{}=√π∞≤≥]|\d\s*[a-zA-Z]\b|\b[a-zA-Z]\s*[-+*/]\s*[\w(]|^[(\[].*,.*[)\]]$")
-_LETTER_GOLD = re.compile(r"\(?([A-J])\)?(?:\s*[.:)：、]\s*.*)?", re.S)
+    r"\s*(?:°|%|\\%|\^\s*\\circ|\^\s*\{\s*\\circ\s*\}|\s[a-zA-Zµ]{1,6}(?:\^?[23²³])?)?")
+_MATH = re.compile(r"[\\^_{}=√π∞≤≥]|\d[a-zA-Z]\b|\b[a-zA-Z]\s*[-+*/]\s*[\w(]|^[(\[].*,.*[)\]]$")
+_LETTER_GOLD = re.compile(r"[(（]?([A-J])[)）]?(?:\s*[.:)：、．]\s*.*)?", re.S)
 SUBTASK_FIELDS = ("subject", "category", "source", "data_source", "task")
 
 
@@ -78,8 +79,8 @@ def strip_answer_wrappers(answer: str) -> str:
 
 def split_inline_options(question: str) -> tuple[str, list[str]]:
     """``(stem, options)`` from a question that lists its options inline ("A. 3\\nB. 4", "(A) 30° (B) 35°"):
-    the last run of markers A, B, C, ... (consecutive letters, at least two, each at a line start or after
-    a space, each followed by text). ``(question, [])`` when there is no such run."""
+    the last run of markers A, B, C, ... (consecutive letters, at least two, none glued to a preceding ASCII
+    letter / digit, each followed by text). ``(question, [])`` when there is no such run."""
     markers = [(m.start(), m.end(), m.group(1) or m.group(2)) for m in _MARKER.finditer(question)]
     best: list = []
     for i, marker in enumerate(markers):
@@ -113,7 +114,7 @@ def answer_kind(answer: str, options: list[str]) -> tuple[str, str]:
         norms = [o.strip().lower() for o in options]
         if core.lower() in norms and norms.count(core.lower()) == 1:
             return OPTION_LETTERS[norms.index(core.lower())], "choice"
-    if _PLAIN_NUMBER.fullmatch(core):
+    if _PLAIN_NUMBER.fullmatch(core) and parse_number(core) is not None:
         return core, "number"
     if _MATH.search(core):
         return core, "math"
@@ -194,15 +195,17 @@ def image_ref(value, ctx: AdapterContext, column: str):
 
 def read_json_records(path: Path) -> Iterable[dict]:
     """Rows of a ``.jsonl`` file (one object a line) or a ``.json`` file (an array of objects), each with its
-    0-based position as ``_row``. A line that is not a JSON object becomes ``{"_row", "_error"}`` (the adapter
-    turns it into a counted skip); a ``.json`` file that is not an array is an error naming it."""
+    0-based position as ``_row``. A line that is not a JSON object becomes ``{"_row", "id", "_error"}`` (id =
+    ``<file>:<line>``; the adapter turns it into a counted skip); a ``.json`` file that is not an array is an
+    error naming it."""
     if path.suffix == ".json":
         records = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(records, list):
             raise ValueError(f"{path}: expected a JSON array of records, found {type(records).__name__}")
         for index, record in enumerate(records):
             yield dict(record, _row=index) if isinstance(record, dict) else {
-                "_row": index, "_error": f"record {index} is {type(record).__name__}, not an object"}
+                "_row": index, "id": f"{path.name}#{index}",
+                "_error": f"record {index} is {type(record).__name__}, not an object"}
         return
     with path.open(encoding="utf-8") as fh:
         for index, line in enumerate(fh):
@@ -211,10 +214,12 @@ def read_json_records(path: Path) -> Iterable[dict]:
             try:
                 record = json.loads(line)
             except ValueError as err:
-                yield {"_row": index, "_error": f"line {index + 1} is not JSON ({err.msg})"}
+                yield {"_row": index, "id": f"{path.name}:{index + 1}",
+                       "_error": f"line {index + 1} is not JSON ({err.msg})"}
                 continue
             yield dict(record, _row=index) if isinstance(record, dict) else {
-                "_row": index, "_error": f"line {index + 1} is {type(record).__name__}, not an object"}
+                "_row": index, "id": f"{path.name}:{index + 1}",
+                "_error": f"line {index + 1} is {type(record).__name__}, not an object"}
 
 
 def check_record(row: dict) -> None:
