@@ -1,13 +1,19 @@
 """Test helpers that write tiny datasets in their owners' published layouts (a local snapshot of the hub
-repo), so adapters are exercised through the real loader (``datasets.load_dataset`` on the snapshot dir)."""
+repo), so adapters are exercised through the real loader (``datasets.load_dataset`` on the snapshot dir), and
+run the documented benchmark command (``evaluate.py domain=<name> domain.path=<snapshot>``) on them."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
+import pandas as pd
 import yaml
 from PIL import Image
+
+from tests.conftest import compose
+
+FAST = ["mode.max_new_tokens.direct=2", "mode.max_new_tokens.cot=3"]  # short generations of the random model
 
 
 def png_bytes(color="red", size=(28, 28)) -> bytes:
@@ -42,3 +48,16 @@ def write_parquet_snapshot(root: Path, configs: dict[str, dict[str, list[dict]]]
     header = yaml.safe_dump({"configs": card}, sort_keys=False)
     (root / "README.md").write_text(f"---\n{header}---\n# test snapshot\n")
     return root
+
+
+def evaluate_snapshot(tmp_path: Path, domain: str, snapshot, ckpt: str, *overrides: str):
+    """``evaluate.py domain=<domain> domain.path=<snapshot> checkpoint=<ckpt>`` (plus ``overrides``) with short
+    generations, writing under ``tmp_path``; returns (the EvalResult, predictions.jsonl as a DataFrame, its
+    evaluated rows)."""
+    from dualtune.recipes.evaluate import evaluate
+
+    result = evaluate(compose("evaluate", [f"domain={domain}", f"domain.path={snapshot}", *overrides,
+                                           f"checkpoint={ckpt}", f"cache_dir={tmp_path / 'cache'}",
+                                           f"output_dir={tmp_path / 'out'}", *FAST]))
+    preds = pd.read_json(tmp_path / "out/predictions.jsonl", lines=True)
+    return result, preds, preds[preds["status"] == "evaluated"]

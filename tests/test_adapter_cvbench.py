@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import pytest
 import yaml
 from datasets import Dataset, Features, Image, Sequence, Value
@@ -16,7 +15,7 @@ from dualtune.data.sources import load_domain
 from dualtune.evaluation.runner import EvalResult
 from dualtune.prompting.answers import score_output
 from tests.conftest import compose
-from tests.published import png_bytes
+from tests.published import evaluate_snapshot, png_bytes
 
 FEATURES = Features({
     "idx": Value("int64"), "type": Value("string"), "task": Value("string"), "image": Image(),
@@ -112,13 +111,7 @@ def test_cambrian_aggregate_is_the_mean_of_2d_and_3d():
 
 
 def test_evaluate_cli_path_on_the_snapshot(tmp_path, hf_datasets_cache, random_tiny_ckpt):
-    from dualtune.recipes.evaluate import evaluate
-
-    cfg = compose("evaluate", ["domain=cvbench", f"domain.path={_snapshot(tmp_path)}", f"checkpoint={random_tiny_ckpt}",
-                               f"cache_dir={tmp_path / 'cache'}", f"output_dir={tmp_path / 'out'}",
-                               "mode.max_new_tokens.direct=2", "mode.max_new_tokens.cot=3"])
-    result = evaluate(cfg)
-    preds = pd.read_json(tmp_path / "out/predictions.jsonl", lines=True)
+    result, preds, _ = evaluate_snapshot(tmp_path, "cvbench", _snapshot(tmp_path), random_tiny_ckpt)
     assert (preds["status"] == "evaluated").sum() == 5 * 2
     summary = json.loads((tmp_path / "out/eval_summary.json").read_text())
     assert {"cvbench", "macro", "weighted"} <= set(summary["aggregates"][0])

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import pytest
 
 from dualtune.data.adapters import SkipRow
@@ -17,7 +16,7 @@ from dualtune.prompting.answers import score_output
 from dualtune.prompting.rules import letter_set
 from dualtune.prompting.templates import prompt_text
 from tests.conftest import compose
-from tests.published import png_bytes
+from tests.published import evaluate_snapshot, png_bytes
 
 
 def _q(question, answer, skill="inductive", capability=("diagram",)):
@@ -86,15 +85,7 @@ def test_label_sets_and_layout_errors(tmp_path):
 
 
 def test_evaluate_cli_path_on_the_snapshot(tmp_path, random_tiny_ckpt):
-    from dualtune.recipes.evaluate import evaluate
-
-    cfg = compose("evaluate", ["domain=logicvista", f"domain.path={_snapshot(tmp_path)}",
-                               f"checkpoint={random_tiny_ckpt}", f"cache_dir={tmp_path / 'cache'}",
-                               f"output_dir={tmp_path / 'out'}", "mode.max_new_tokens.direct=2",
-                               "mode.max_new_tokens.cot=3"])
-    result = evaluate(cfg)
-    preds = pd.read_json(tmp_path / "out/predictions.jsonl", lines=True)
-    evaluated = preds[preds["status"] == "evaluated"]
+    result, preds, evaluated = evaluate_snapshot(tmp_path, "logicvista", _snapshot(tmp_path), random_tiny_ckpt)
     assert len(evaluated) == 5 * 2 and set(evaluated["mode"]) == {"direct", "cot"}
     assert sorted(preds[preds["status"] != "evaluated"]["id"]) == ["v1_40", "v1_50"]
     assert {r["subtask"] for r in result.per_subtask()} == {"inductive", "spatial", "deductive"}

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import pytest
 from datasets import Features, Image, Value
 
 from dualtune.data.sources import load_domain
 from dualtune.prompting.answers import score_output
 from tests.conftest import compose
-from tests.published import png_bytes, write_parquet_snapshot
+from tests.published import evaluate_snapshot, png_bytes, write_parquet_snapshot
 
 META = {"split": Value("string"), "source": Value("string"), "subject": Value("string"),
         "subfield": Value("string")}
@@ -124,15 +123,7 @@ def test_bad_column_types_are_named(tmp_path, hf_datasets_cache, caplog):
 
 
 def test_evaluate_cli_path_on_the_snapshot(tmp_path, hf_datasets_cache, random_tiny_ckpt):
-    from dualtune.recipes.evaluate import evaluate
-
-    cfg = compose("evaluate", ["domain=mathverse", f"domain.path={_snapshot(tmp_path)}",
-                               f"checkpoint={random_tiny_ckpt}", f"cache_dir={tmp_path / 'cache'}",
-                               f"output_dir={tmp_path / 'out'}", "mode.max_new_tokens.direct=2",
-                               "mode.max_new_tokens.cot=3"])
-    result = evaluate(cfg)
-    preds = pd.read_json(tmp_path / "out/predictions.jsonl", lines=True)
-    evaluated = preds[preds["status"] == "evaluated"]
+    result, preds, evaluated = evaluate_snapshot(tmp_path, "mathverse", _snapshot(tmp_path), random_tiny_ckpt)
     assert set(evaluated["mode"]) == {"direct", "cot"} and len(evaluated) == 5 * 2
     assert len(preds) - len(evaluated) == 2  # the two adapter skips are listed too, with their reason
     assert {r["subtask"] for r in result.per_subtask()} == {"Text Dominant", "Vision Only", "Text Lite",

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 from datasets import Features, Image, Sequence, Value
 
 from dualtune.data.sources import load_domain
 from dualtune.prompting.answers import score_output
 from tests.conftest import compose
-from tests.published import png_bytes, write_parquet_snapshot
+from tests.published import evaluate_snapshot, png_bytes, write_parquet_snapshot
 
 FEATURES = Features({
     "pid": Value("string"), "question": Value("string"), "image": Value("string"), "decoded_image": Image(),
@@ -72,14 +71,7 @@ def test_published_rows_map_to_schema_with_official_rules(tmp_path, hf_datasets_
 
 
 def test_evaluate_cli_path_on_the_snapshot(tmp_path, hf_datasets_cache, random_tiny_ckpt):
-    from dualtune.recipes.evaluate import evaluate
-
-    cfg = compose("evaluate", ["domain=mathvista", f"domain.path={_snapshot(tmp_path)}", f"checkpoint={random_tiny_ckpt}",
-                               f"cache_dir={tmp_path / 'cache'}", f"output_dir={tmp_path / 'out'}",
-                               "mode.max_new_tokens.direct=2", "mode.max_new_tokens.cot=3"])
-    result = evaluate(cfg)
-    preds = pd.read_json(tmp_path / "out/predictions.jsonl", lines=True)
-    evaluated = preds[preds["status"] == "evaluated"]
+    result, preds, evaluated = evaluate_snapshot(tmp_path, "mathvista", _snapshot(tmp_path), random_tiny_ckpt)
     assert len(evaluated) == 4 * 2 and set(evaluated["mode"]) == {"direct", "cot"}
     # Every input row appears: the row the adapter skipped is listed with its reason; records are auditable.
     skipped = preds[preds["status"] != "evaluated"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import pytest
 from datasets import Features, Image, Value
 from omegaconf import OmegaConf
@@ -17,7 +16,7 @@ from dualtune.data.sources import load_domain
 from dualtune.prompting.answers import score_output
 from dualtune.prompting.templates import prompt_layout, prompt_text
 from tests.conftest import compose
-from tests.published import png_bytes, write_parquet_snapshot
+from tests.published import evaluate_snapshot, png_bytes, write_parquet_snapshot
 
 FEATURES = Features({
     "id": Value("string"), "question": Value("string"), "options": Value("string"), "explanation": Value("string"),
@@ -154,15 +153,8 @@ def test_image_markers_place_each_image_in_the_encoded_prompt(tmp_path, hf_datas
 
 
 def test_evaluate_cli_path_on_the_snapshot(tmp_path, hf_datasets_cache, random_tiny_ckpt):
-    from dualtune.recipes.evaluate import evaluate
-
-    cfg = compose("evaluate", ["domain=mmmu", f"domain.path={_snapshot(tmp_path)}",
-                               f"domain.subsets=[{','.join(SUBSETS)}]", f"checkpoint={random_tiny_ckpt}",
-                               f"cache_dir={tmp_path / 'cache'}", f"output_dir={tmp_path / 'out'}",
-                               "mode.max_new_tokens.direct=2", "mode.max_new_tokens.cot=3"])
-    result = evaluate(cfg)
-    preds = pd.read_json(tmp_path / "out/predictions.jsonl", lines=True)
-    evaluated = preds[preds["status"] == "evaluated"]
+    result, preds, evaluated = evaluate_snapshot(tmp_path, "mmmu", _snapshot(tmp_path), random_tiny_ckpt,
+                                                 f"domain.subsets=[{','.join(SUBSETS)}]")
     assert len(evaluated) == 5 * 2 and set(evaluated["mode"]) == {"direct", "cot"}
     skipped = preds[preds["status"] != "evaluated"]  # every input row is listed, skips with their reason
     assert sorted(skipped["id"]) == ["validation_History_2", "validation_History_3", "validation_History_4"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import pytest
 from datasets import Features, Image, Value
 
@@ -15,7 +14,7 @@ from dualtune.data.adapters.mmstar import split_options, to_sample
 from dualtune.data.sources import load_domain
 from dualtune.prompting.answers import score_output
 from tests.conftest import compose
-from tests.published import png_bytes, write_parquet_snapshot
+from tests.published import evaluate_snapshot, png_bytes, write_parquet_snapshot
 
 FEATURES = Features({
     "index": Value("int64"), "question": Value("string"), "image": Image(), "answer": Value("string"),
@@ -83,14 +82,7 @@ def test_inline_options_and_column_types():
 
 
 def test_evaluate_cli_path_on_the_snapshot(tmp_path, hf_datasets_cache, random_tiny_ckpt):
-    from dualtune.recipes.evaluate import evaluate
-
-    cfg = compose("evaluate", ["domain=mmstar", f"domain.path={_snapshot(tmp_path)}", f"checkpoint={random_tiny_ckpt}",
-                               f"cache_dir={tmp_path / 'cache'}", f"output_dir={tmp_path / 'out'}",
-                               "mode.max_new_tokens.direct=2", "mode.max_new_tokens.cot=3"])
-    result = evaluate(cfg)
-    preds = pd.read_json(tmp_path / "out/predictions.jsonl", lines=True)
-    evaluated = preds[preds["status"] == "evaluated"]
+    result, preds, evaluated = evaluate_snapshot(tmp_path, "mmstar", _snapshot(tmp_path), random_tiny_ckpt)
     assert len(evaluated) == 3 * 2 and set(evaluated["mode"]) == {"direct", "cot"}
     assert sorted(preds[preds["status"] != "evaluated"]["id"].astype(str)) == ["3", "4"]
     assert {r["subtask"] for r in result.per_subtask()} == {"instance reasoning", "math", "coarse perception"}

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import pytest
 from datasets import Dataset, Features, Sequence, Value
 
 from dualtune.aggregates import aggregate_weights
 from dualtune.boundary import boundary_report
 from dualtune.data.sources import load_domain
-from dualtune.prompting.answers import mean_relative_accuracy, score_output
+from dualtune.prompting.answers import score_output
+from dualtune.prompting.numbers import mean_relative_accuracy
 from tests.conftest import compose
+from tests.published import evaluate_snapshot
 from tests.video_files import write_mp4, write_zip
 
 FEATURES = Features({"id": Value("int64"), "dataset": Value("string"), "scene_name": Value("string"),
@@ -156,15 +157,7 @@ def test_encoding_uses_the_processor_video_path(tmp_path, hf_datasets_cache, ran
 
 
 def test_evaluate_cli_path_on_the_snapshot(tmp_path, hf_datasets_cache, random_tiny_ckpt):
-    from dualtune.recipes.evaluate import evaluate
-
-    cfg = compose("evaluate", ["domain=vsibench", f"domain.path={_snapshot(tmp_path)}", *VIDEO,
-                               f"checkpoint={random_tiny_ckpt}", f"cache_dir={tmp_path / 'cache'}",
-                               f"output_dir={tmp_path / 'out'}", "mode.max_new_tokens.direct=2",
-                               "mode.max_new_tokens.cot=3"])
-    result = evaluate(cfg)
-    preds = pd.read_json(tmp_path / "out/predictions.jsonl", lines=True)
-    evaluated = preds[preds["status"] == "evaluated"]
+    result, preds, evaluated = evaluate_snapshot(tmp_path, "vsibench", _snapshot(tmp_path), random_tiny_ckpt, *VIDEO)
     assert len(evaluated) == 10 * 2 and set(evaluated["mode"]) == {"direct", "cot"}
     assert len({r["subtask"] for r in result.per_subtask()}) == 8
     assert set(evaluated.loc[evaluated["subtask"] == "object_rel_direction", "variant"]) == {"easy", "medium", "hard"}

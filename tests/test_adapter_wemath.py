@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import pytest
 from datasets import Features, Image, Value
 
 from dualtune.data.sources import load_domain
 from dualtune.prompting.answers import score_output
 from tests.conftest import compose
-from tests.published import png_bytes, write_parquet_snapshot
+from tests.published import evaluate_snapshot, png_bytes, write_parquet_snapshot
 
 FEATURES = Features({
     "ID": Value("string"), "split": Value("string"), "knowledge concept": Value("string"),
@@ -100,13 +99,6 @@ def test_option_column_must_be_a_string(tmp_path, hf_datasets_cache, caplog):
 
 
 def test_evaluate_cli_path_on_the_snapshot(tmp_path, hf_datasets_cache, random_tiny_ckpt):
-    from dualtune.recipes.evaluate import evaluate
-
-    cfg = compose("evaluate", ["domain=wemath", f"domain.path={_snapshot(tmp_path)}", f"checkpoint={random_tiny_ckpt}",
-                               f"cache_dir={tmp_path / 'cache'}", f"output_dir={tmp_path / 'out'}",
-                               "mode.max_new_tokens.direct=2", "mode.max_new_tokens.cot=3"])
-    result = evaluate(cfg)
-    preds = pd.read_json(tmp_path / "out/predictions.jsonl", lines=True)
-    evaluated = preds[preds["status"] == "evaluated"]
+    result, preds, evaluated = evaluate_snapshot(tmp_path, "wemath", _snapshot(tmp_path), random_tiny_ckpt)
     assert set(evaluated["mode"]) == {"direct", "cot"} and len(evaluated) == 4 * 2
     assert {r["subtask"] for r in result.per_subtask()} == {"S1", "S2", "S3"}

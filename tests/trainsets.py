@@ -11,8 +11,8 @@ import pandas as pd
 from PIL import Image
 
 from tests.conftest import compose
+from tests.published import FAST
 
-FAST = ["mode.max_new_tokens.direct=2", "mode.max_new_tokens.cot=3"]
 RAP = ["selection=rap", "selection.rollouts.num_generations=2", "selection.rollouts.max_new_tokens=6"]
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from omegaconf import OmegaConf
 
@@ -39,13 +39,22 @@ def read_hf_split(path: str, subset: str | None, split: str) -> Iterable[dict]:
     return ds
 
 
-def _check_layout(adapter, domain_cfg, raw: dict, where: str) -> None:
-    """Raise a ValueError naming the columns found when a row lacks the adapter's ``REQUIRED_COLUMNS``."""
-    missing = [c for c in getattr(adapter, "REQUIRED_COLUMNS", ()) if c not in raw]
-    if missing:
-        raise ValueError(f"{domain_cfg.name}: {where} lacks the columns {missing} that the {domain_cfg.adapter!r} "
-                         f"adapter reads; columns found: {sorted(raw)}. Is domain.path the dataset as its owners "
-                         f"publish it? (format: dualtune/data/adapters/{adapter.__name__.rsplit('.', 1)[-1]}.py)")
+def check_layout(rows: Iterable[dict], required, where: str, adapter: str) -> Iterator[dict]:
+    """``rows`` unchanged, once the first row that could be parsed (not a ``_error`` record of
+    `dualtune.data.adapters.training_sets.read_json_records`, which is a counted skip) has every column of
+    ``required``; otherwise a ValueError naming the missing columns and the columns found, instead of every
+    row being skipped. The loader applies it with the adapter's ``REQUIRED_COLUMNS``; an adapter whose
+    published layouts differ in their columns applies it in its ``read`` (``adapter`` = its module name)."""
+    checked = not required
+    for row in rows:
+        if not checked and not row.get("_error"):
+            missing = [c for c in required if c not in row]
+            if missing:
+                raise ValueError(f"{where} lacks the columns {missing} that the {adapter!r} adapter reads; columns "
+                                 f"found: {sorted(row)}. Is domain.path the dataset as its owners publish it? "
+                                 f"(format: dualtune/data/adapters/{adapter}.py)")
+            checked = True
+        yield row
 
 
 def _options(domain_cfg) -> dict:
@@ -63,22 +72,22 @@ def load_published_split(domain_cfg, split_key: str, skipped: list | None = None
     path = str(domain_cfg.path)
     root = Path(path) if Path(path).is_dir() else None
     read = getattr(adapter, "read", read_hf_split)
+    module = adapter.__name__.rsplit(".", 1)[-1]
     rows, counts, skipped_ids = [], Counter(), {}
     subsets = domain_cfg.get("subsets")
     for subset in [subsets] if isinstance(subsets, str) else list(subsets or [None]):
         ctx = AdapterContext(root=root, subset=subset, split=str(split), domain=str(domain_cfg.name),
                              options=_options(domain_cfg))
-        for index, raw in enumerate(read(path, subset, str(split))):
-            if index == 0:
-                _check_layout(adapter, domain_cfg, raw, f"{path} [{subset or 'default'}/{split}]")
+        raws = check_layout(read(path, subset, str(split)), getattr(adapter, "REQUIRED_COLUMNS", ()),
+                            f"{domain_cfg.name}: {path} [{subset or 'default'}/{split}]", module)
+        for index, raw in enumerate(raws):
             try:
                 rows.append(adapter.to_sample(dict(raw), ctx))
             except KeyError as missing:  # the data is not in the layout the adapter documents
                 raise ValueError(
                     f"{domain_cfg.name}: the {domain_cfg.adapter!r} adapter needs column {missing} that "
                     f"{path} [{subset or 'default'}/{split}] lacks; columns found: {sorted(raw)}. Is domain.path "
-                    f"the dataset as its owners publish it? (format: dualtune/data/adapters/"
-                    f"{adapter.__name__.rsplit('.', 1)[-1]}.py)") from None
+                    f"the dataset as its owners publish it? (format: dualtune/data/adapters/{module}.py)") from None
             except SkipRow as why:
                 reason = str(why)
                 rid = raw.get("id", raw.get("pid", raw.get("index", f"{subset}/{split}#{index}")))

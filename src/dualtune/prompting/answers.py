@@ -12,21 +12,16 @@ No credit for hedging: a number answer naming several distinct values ("12 or 13
 
 from __future__ import annotations
 
-import math
 import re
 import string
 
-import numpy as np
-
 from dualtune.prompting.mathcheck import math_verify_equal
-from dualtune.prompting.numbers import FULL_NUMBER, canonical_number, number_value, parse_number
+from dualtune.prompting.numbers import (  # noqa: F401  (MRA names re-exported: their old home)
+    FULL_NUMBER, MRA_THRESHOLDS, VSI_MRA_THRESHOLDS, canonical_number, mean_relative_accuracy, number_value,
+    parse_number)
 from dualtune.prompting.rules import letter_set, round_to_precision, scoring_rules
 from dualtune.schema import OPTION_LETTERS
 
-MRA_THRESHOLDS = tuple(round(0.50 + 0.05 * i, 2) for i in range(10))  # 0.50, 0.55, ..., 0.95
-# VSI-Bench's official evaluator (thinking-in-space / lmms-eval ``vsibench/utils.py::mean_relative_accuracy``):
-# θ = numpy.linspace(.5, .95, 10) in float64 and a hit is ``err <= 1 - θ`` (inclusive, float arithmetic).
-VSI_MRA_THRESHOLDS = tuple(float(t) for t in np.linspace(0.50, 0.95, 10))
 NUMERIC_METRICS = ("exact", "mra", "mra_vsibench")
 
 _NO_PUNCTUATION = str.maketrans("", "", string.punctuation)
@@ -210,31 +205,6 @@ def extract_answer(output: str, answer_type: str, options: list[str] | None = No
     if answer_type == "math":
         return _ANSWER_PREFIX.sub("", candidate).strip().strip("$").strip() or None
     raise ValueError(f"unknown answer_type {answer_type!r}")
-
-
-def mean_relative_accuracy(pred: float, gt: float, thresholds=None, inclusive: bool = False) -> float:
-    """VSI-Bench MRA: mean over θ of 1[|pred-gt|/|gt| < 1-θ] (the paper's formula); gt == 0 requires an
-    exact match. ``inclusive=True`` is the official evaluator's rule: ``err <= 1 - θ`` in plain float
-    arithmetic over `VSI_MRA_THRESHOLDS` (so 9.5 vs 10 scores 1.0 and 9 vs 10 scores 0.9 there)."""
-    if inclusive:
-        thresholds = VSI_MRA_THRESHOLDS if thresholds is None else tuple(thresholds)
-        pred, gt = float(pred), float(gt)
-        if not (math.isfinite(pred) and math.isfinite(gt)) or not thresholds:
-            return 0.0
-        if gt == 0:  # the official code divides by zero here; VSI-Bench has no zero gold
-            return 1.0 if pred == 0 else 0.0
-        error = abs(pred - gt) / abs(gt)
-        return sum(error <= 1 - theta for theta in thresholds) / len(thresholds)
-    thresholds = MRA_THRESHOLDS if thresholds is None else tuple(thresholds)
-    pred, gt = float(pred), float(gt)
-    if not (math.isfinite(pred) and math.isfinite(gt)) or not thresholds:
-        return 0.0
-    if gt == 0:
-        return 1.0 if pred == 0 else 0.0
-    relative_error = abs(pred - gt) / abs(gt)
-    # The epsilon keeps exact boundary cases (error 0.05 at θ=0.95) strict despite float rounding.
-    passed = sum(relative_error < (1.0 - theta) - 1e-9 for theta in thresholds)
-    return passed / len(thresholds)
 
 
 def _math_equal(pred: str, gold: str) -> bool:

@@ -12,7 +12,9 @@ An adapter module defines:
   mapped; the loader counts and logs it with the row's id. Scoring rules that differ from the default
   answer-type scoring go into ``meta["scoring"]`` (`dualtune.prompting.rules`);
 * optionally ``REQUIRED_COLUMNS`` (tuple of str): columns every published row has; a dataset in another
-  layout is then an error naming the columns found, instead of every row being skipped;
+  layout is then an error naming the columns found, instead of every row being skipped (checked on the
+  first parsable row ``read`` yields; an adapter with several layouts checks each in its ``read`` with
+  `dualtune.data.published.check_layout`);
 * optionally ``read(path, subset, split) -> Iterable[dict]`` when the published layout is not something
   ``datasets.load_dataset(path, name=subset, split=split)`` reads (e.g. jsonl + image folders, zips).
 

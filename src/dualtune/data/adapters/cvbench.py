@@ -31,6 +31,7 @@ import re
 from dualtune.data.adapters import AdapterContext, SkipRow
 from dualtune.schema import OPTION_LETTERS
 
+REQUIRED_COLUMNS = ("idx", "type", "task", "question", "choices", "answer", "source")
 TASKS = {"Count": "2D", "Relation": "2D", "Depth": "3D", "Distance": "3D"}
 _GOLD = re.compile(r"^\(([A-Z])\)$")
 

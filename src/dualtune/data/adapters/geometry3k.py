@@ -28,9 +28,11 @@ from __future__ import annotations
 import json
 
 from dualtune.data.adapters import AdapterContext, SkipRow
-from dualtune.data.adapters.training_sets import answer_kind, image_ref, list_field, subtask_of, text_field
+from dualtune.data.adapters.training_sets import (
+    answer_kind, image_ref, list_field, option_choice, subtask_of, text_field)
 from dualtune.schema import OPTION_LETTERS
 
+REQUIRED_COLUMNS = ("id", "problem", "answer", "images")
 FORMATS = ("free_form", "choice")
 
 
@@ -47,9 +49,7 @@ def _images(row: dict, ctx: AdapterContext) -> list:
 
 def to_sample(row: dict, ctx: AdapterContext) -> dict:
     """One Geometry3K row -> one schema row (see the module docstring for the rules)."""
-    fmt = ctx.options.get("format", "free_form")
-    if fmt not in FORMATS:
-        raise ValueError(f"domain.options.format={fmt!r}: expected one of {list(FORMATS)}")
+    fmt = option_choice(ctx, "format", FORMATS)
     question = text_field(row, "problem").replace("<image>", " ").strip()
     if not question:
         raise SkipRow("column 'problem' holds no question")

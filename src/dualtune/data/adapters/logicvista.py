@@ -35,6 +35,7 @@ from pathlib import Path
 from dualtune.data.adapters import AdapterContext, SkipRow
 from dualtune.schema import OPTION_LETTERS
 
+REQUIRED_COLUMNS = ("imagename", "question", "answer", "skill")  # checked on the rows `read` yields
 SKILLS = ("inductive", "deductive", "numerical", "spatial", "mechanical")
 _RANGE = re.compile(r"(?<![A-Za-z0-9])([A-Z1-9])\s*(?:-|–|to|through)\s*([A-Z1-9])(?![A-Za-z0-9])")
 _LIST = re.compile(r"(?<![A-Za-z])[A-Z](?:\s*(?:,\s*(?:or\s+|and\s+)?|\s+or\s+|\s+and\s+)[A-Z](?![A-Za-z]))+")

@@ -37,9 +37,11 @@ import json
 import re
 
 from dualtune.data.adapters import AdapterContext, SkipRow
-from dualtune.data.adapters.training_sets import answer_kind, image_ref, split_inline_options, text_field
+from dualtune.data.adapters.training_sets import (
+    answer_kind, image_ref, option_choice, split_inline_options, text_field)
 from dualtune.schema import OPTION_LETTERS
 
+REQUIRED_COLUMNS = ("sample_index", "problem_version", "question", "answer", "question_type")
 VERSIONS = ("Text Dominant", "Text Lite", "Text Only", "Vision Intensive", "Vision Dominant", "Vision Only")
 QUESTION_TYPES = ("multi-choice", "free-form")
 SUBTASK_BY = ("version", "subject", "subfield")
@@ -82,9 +84,7 @@ def _choices(question: str, for_eval: str, answer: str) -> tuple[str, list[str],
 
 
 def _subtask(version: str, meta: dict, ctx: AdapterContext) -> str:
-    by = ctx.options.get("subtask_by", "version")
-    if by not in SUBTASK_BY:
-        raise ValueError(f"domain.options.subtask_by={by!r}: expected one of {list(SUBTASK_BY)}")
+    by = option_choice(ctx, "subtask_by", SUBTASK_BY)
     if by == "version":
         return version
     value = meta.get(by)

@@ -44,25 +44,29 @@ from pathlib import Path
 
 from dualtune.data.adapters import AdapterContext, SkipRow
 from dualtune.data.adapters.training_sets import (
-    answer_kind, check_record, image_ref, list_field, local_snapshot, read_json_records, split_inline_options,
-    subtask_of, text_field)
+    check_record, image_ref, list_field, local_snapshot, read_json_records, subtask_of, text_field, typed_answer)
 
 JSONL = "dataset.jsonl"
+# The columns every row of each published layout has; `read` checks them (no one REQUIRED_COLUMNS fits both).
+JSONL_COLUMNS = ("id", "conversations", "answer", "image_urls")
+MMK12_COLUMNS = ("id", "question", "answer", "image")
 _INSTRUCTION = re.compile(r"<answer>|<think>|reasoning process", re.I)
 _QUESTION_MARKER = re.compile(r"Question\s*[:：]\s*")
 
 
 def read(path: str, subset, split: str):
     """Rows of ``dataset.jsonl`` in a local MM-Eureka snapshot; any other path (an MMK12 snapshot or hub
-    id) goes through ``datasets.load_dataset`` like a hub parquet dataset."""
-    from dualtune.data.published import read_hf_split  # imported late: the loader is the layer above
+    id) goes through ``datasets.load_dataset`` like a hub parquet dataset. Either way the first row must
+    have its layout's columns (`JSONL_COLUMNS` / `MMK12_COLUMNS`), else a ValueError names the columns found."""
+    from dualtune.data.published import check_layout, read_hf_split  # imported late: the loader is the layer above
 
-    root = Path(path)
+    root, where = Path(path), f"{path} [{subset or 'default'}/{split}]"
     if (root / JSONL).is_file() or path.rstrip("/").endswith("MM-Eureka-Dataset"):
         how = ("download FanqingM/MM-Eureka-Dataset, unzip K12.zip and MMPR.zip next to dataset.jsonl and set "
                "domain.path=<that directory> (see src/dualtune/data/adapters/mm_eureka.py)")
-        return read_json_records(local_snapshot(path, JSONL, how) / JSONL)
-    return read_hf_split(path, subset, split)
+        records = read_json_records(local_snapshot(path, JSONL, how) / JSONL)
+        return check_layout(records, JSONL_COLUMNS, f"{where} ({JSONL})", "mm_eureka")
+    return check_layout(read_hf_split(path, subset, split), MMK12_COLUMNS, f"{where} (MMK12 layout)", "mm_eureka")
 
 
 def _user_text(conversations) -> str:
@@ -132,12 +136,7 @@ def to_sample(row: dict, ctx: AdapterContext) -> dict:
     else:
         raise SkipRow("neither a 'conversations' (MM-Eureka jsonl) nor a 'question' (MMK12) column")
     raw_answer = text_field(row, "answer")
-    stem, options = split_inline_options(question)
-    answer, answer_type = answer_kind(raw_answer, options)
-    if answer_type == "choice":
-        question = stem
-    else:
-        options = []
+    question, options, answer, answer_type = typed_answer(question, raw_answer)
     meta = {"answer_raw": raw_answer}
     if fallback != "all":
         meta["collection"] = fallback

@@ -39,6 +39,7 @@ import re
 from dualtune.data.adapters import AdapterContext, SkipRow
 from dualtune.schema import OPTION_LETTERS
 
+REQUIRED_COLUMNS = ("id", "question", "options", "answer", "question_type")
 DISCIPLINES = {
     "Art and Design": ["Art", "Art_Theory", "Design", "Music"],
     "Business": ["Accounting", "Economics", "Finance", "Manage", "Marketing"],

@@ -28,6 +28,7 @@ import re
 from dualtune.data.adapters import AdapterContext, SkipRow
 from dualtune.schema import OPTION_LETTERS
 
+REQUIRED_COLUMNS = ("index", "question", "image", "answer", "category")
 CATEGORIES = ("coarse perception", "fine-grained perception", "instance reasoning", "logical reasoning",
               "science & technology", "math")
 _OPTIONS = "Options:"

@@ -45,9 +45,9 @@ import re
 
 from dualtune.data.adapters import AdapterContext, SkipRow
 from dualtune.data.adapters.training_sets import (
-    answer_kind, check_record, list_field, local_snapshot, read_json_records, split_inline_options, split_think,
-    subtask_of, text_field)
+    check_record, list_field, local_snapshot, read_json_records, split_think, subtask_of, text_field, typed_answer)
 
+REQUIRED_COLUMNS = ("messages", "images")  # checked on the records `read` yields
 DEFAULT_FILE = "onethinker_sft_image"
 NON_QA_TASKS = ("spatial grounding", "temporal grounding", "spatial-temporal grounding", "tracking",
                 "segmentation")
@@ -105,12 +105,7 @@ def to_sample(row: dict, ctx: AdapterContext) -> dict:
     if _structured(raw_answer):
         raise SkipRow("structured answer (grounding / segmentation / tracking output)")
     question = _INSTRUCTION_TAIL.sub("", prompt.replace("<image>", " ")).strip()
-    stem, options = split_inline_options(question)
-    answer, answer_type = answer_kind(raw_answer, options)
-    if answer_type == "choice":
-        question = stem
-    else:
-        options = []
+    question, options, answer, answer_type = typed_answer(question, raw_answer)
     rid = text_field(row, "id")
     meta = {"answer_raw": raw_answer}
     if answer_type == "text":

@@ -41,6 +41,7 @@ from dualtune.data.adapters.vsibench import unlettered
 from dualtune.data.video import VideoError, probe_video, video_options
 from dualtune.schema import OPTION_LETTERS
 
+REQUIRED_COLUMNS = ("problem_id", "problem", "data_type", "problem_type", "solution", "path")
 DEFAULT_ANNOTATION = "SpaceR-151k.jsonl"
 PROBLEM_TYPES = {"multiple choice": "choice", "numerical": "number", "regression": "number", "OCR": "text",
                  "free-form": "text"}

@@ -30,8 +30,9 @@ import json
 
 from dualtune.data.adapters import AdapterContext, SkipRow
 from dualtune.data.adapters.training_sets import (
-    answer_kind, image_ref, list_field, split_inline_options, strip_option_letters, subtask_of, text_field)
+    image_ref, list_field, strip_option_letters, subtask_of, text_field, typed_answer)
 
+REQUIRED_COLUMNS = ("id", "problem", "answer", "image")
 SOURCES = {"thinklite_vl": "russwang/ThinkLite-VL-70k", "thinklite_vl_hard": "russwang/ThinkLite-VL-hard-11k"}
 
 
@@ -43,15 +44,8 @@ def to_sample(row: dict, ctx: AdapterContext) -> dict:
         raise SkipRow("no image")
     image = image_ref(row["image"], ctx, "image")
     raw_answer = text_field(row, "answer")
-    options = strip_option_letters(list_field(row, "choices"))
-    stem = question
-    if not options:
-        stem, options = split_inline_options(question)
-    answer, answer_type = answer_kind(raw_answer, options)
-    if answer_type == "choice":
-        question = stem
-    else:
-        options = []
+    listed = strip_option_letters(list_field(row, "choices"))
+    question, options, answer, answer_type = typed_answer(question, raw_answer, listed)
     meta = {"scoring": {"judge": "rule"}, "answer_raw": raw_answer}
     return {"id": f"{ctx.domain}/{rid}", "domain": ctx.domain,
             "subtask": subtask_of(row, ctx, fallback=answer_type), "images": [image], "video": [],

@@ -121,6 +121,26 @@ def answer_kind(answer: str, options: list[str]) -> tuple[str, str]:
     return core, "text"
 
 
+def typed_answer(question: str, raw_answer: str, listed=()) -> tuple[str, list[str], str, str]:
+    """``(question, options, answer, answer_type)`` of a row: its options are ``listed`` (a published column)
+    or, without one, those written inside ``question`` (`split_inline_options`); a ``choice`` row keeps them and
+    its question loses the inline block, any other row (gold not among them, `answer_kind`) drops them."""
+    stem, options = (question, list(listed)) if listed else split_inline_options(question)
+    answer, answer_type = answer_kind(raw_answer, options)
+    if answer_type != "choice":
+        return question, [], answer, answer_type
+    return stem, options, answer, answer_type
+
+
+def option_choice(ctx: AdapterContext, key: str, choices: tuple[str, ...]) -> str:
+    """``domain.options.<key>`` (default: the first of ``choices``); a ValueError naming the allowed values
+    for any other value."""
+    value = ctx.options.get(key, choices[0])
+    if value not in choices:
+        raise ValueError(f"domain.options.{key}={value!r}: expected one of {list(choices)}")
+    return value
+
+
 def list_field(row: dict, key: str) -> list[str]:
     """``row[key]`` as a list of strings ([] when missing / null). A string holding a JSON or Python list is
     parsed (never split into characters); any other string, or a non-string item, is a SkipRow."""

@@ -17,7 +17,7 @@ Choices made here:
   its difficulties and ``domain.aggregate=macro`` (the default in ``conf/domain/vsibench.yaml``) is the
   official overall (`dualtune.aggregates`).
 * numeric golds -> ``number`` with ``scoring.metric = "mra_vsibench"`` (the official inclusive float
-  boundary, `dualtune.prompting.answers.mean_relative_accuracy`); choices -> ``choice`` with the "A. "
+  boundary, `dualtune.prompting.numbers.mean_relative_accuracy`); choices -> ``choice`` with the "A. "
   prefixes of ``options`` removed (dualtune's templates letter them again) and ``ground_truth`` as the
   gold letter. The official extractor takes the first word of the reply (``fuzzy_matching``); dualtune's
   reads the answer block, so "(A)" or "3.5m" earn credit here and not there (noted, not reproduced).
@@ -42,6 +42,7 @@ from dualtune.data.adapters import AdapterContext, SkipRow
 from dualtune.data.video import VideoError, probe_video, video_options
 from dualtune.schema import OPTION_LETTERS
 
+REQUIRED_COLUMNS = ("id", "dataset", "scene_name", "question_type", "question", "ground_truth")
 NUMERIC_TYPES = ("object_counting", "object_abs_distance", "object_size_estimation", "room_size_estimation")
 CHOICE_TYPES = ("object_rel_distance", "route_planning", "obj_appearance_order")
 DIRECTION = "object_rel_direction"

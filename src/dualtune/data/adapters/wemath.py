@@ -34,9 +34,10 @@ import json
 import re
 
 from dualtune.data.adapters import AdapterContext, SkipRow
-from dualtune.data.adapters.training_sets import image_ref, text_field
+from dualtune.data.adapters.training_sets import image_ref, option_choice, text_field
 from dualtune.schema import OPTION_LETTERS
 
+REQUIRED_COLUMNS = ("ID", "question", "option", "answer", "image_path", "key")
 SUBTASK_BY = ("steps", "key", "knowledge_concept")
 KEY = re.compile(r"([23])steps_([123]|multi)")
 _LABEL = re.compile(r"(?:^|;)\s*([A-H])\.\s*")
@@ -57,9 +58,7 @@ def parse_options(option: str) -> list[str]:
 
 
 def _subtask(key: str, concept: str, ctx: AdapterContext) -> str:
-    by = ctx.options.get("subtask_by", "steps")
-    if by not in SUBTASK_BY:
-        raise ValueError(f"domain.options.subtask_by={by!r}: expected one of {list(SUBTASK_BY)}")
+    by = option_choice(ctx, "subtask_by", SUBTASK_BY)
     if by == "key":
         return key
     if by == "knowledge_concept":
