@@ -57,6 +57,24 @@ def test_group_advantages_readable_values():
     torch.testing.assert_close(got[:4], torch.tensor([2.0, -2 / 3, -2 / 3, -2 / 3]), atol=1e-5, rtol=0)
 
 
+def test_unset_scale_is_the_estimators_default():
+    """RLOO as verl / EasyR1 / TRL's RLOO define it: the leave-one-out advantage, not divided by a std.
+    g1 rewards [1, 0, 0, 0]: baseline of item 0 = mean(0, 0, 0) = 0 -> A = 1; item 1: mean(1, 0, 0) = 1/3 -> -1/3."""
+    got = group_advantages(REWARDS, 4, scale=None, estimator="rloo")
+    torch.testing.assert_close(got[:4], torch.tensor([1.0, -1 / 3, -1 / 3, -1 / 3]), atol=1e-6, rtol=0)
+    # GRPO keeps TRL's default: divided by the group std (same as scale="group").
+    torch.testing.assert_close(group_advantages(REWARDS, 4, scale=None), group_advantages(REWARDS, 4, scale="group"))
+
+
+def test_rloo_default_in_the_grpo_config():
+    from dualtune.training.grpo_math import default_scale
+    from tests.conftest import compose
+
+    cfg = compose("train", ["algo=grpo", "algo.estimator=rloo"])
+    assert cfg.algo.scale_rewards is None and default_scale(cfg.algo.estimator) == "none"
+    assert default_scale("grpo") == "group"
+
+
 @pytest.mark.parametrize("scale", ["group", "batch", "none"])
 @pytest.mark.parametrize("estimator", ["grpo", "rloo"])
 def test_zero_std_groups_give_exact_zero(scale, estimator):

@@ -90,7 +90,7 @@ GRPO = {
     "num_generations": integer(2), "temperature": number(0, lo_open=True), "top_p": FRACTION,
     "max_new_tokens": any_of(integer(1, null=True), BUDGETS), "generation_micro_batch_size": integer(1),
     "train_micro_batch_size": integer(1, null=True), "loss_type": choice(*LOSS_TYPES), "eps_low": number(0),
-    "eps_high": number(0), "beta": number(0), "scale_rewards": choice(*SCALES), "estimator": choice(*ESTIMATORS),
+    "eps_high": number(0), "beta": number(0), "scale_rewards": choice(*SCALES, null=True), "estimator": choice(*ESTIMATORS),
     "mu": integer(1), "dynamic_filter": boolean(), "reward_funcs": list_of(choice(*REWARD_FUNCS), what="rewards"),
     "reward_weights": any_of(choice(None), list_of(number(), unique=False, what="numbers")),
     "reward_options.accuracy.numeric_metric": METRIC_MAP, "log_every_n_steps": integer(1, null=True),

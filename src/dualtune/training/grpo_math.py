@@ -45,16 +45,24 @@ def _zero_std_groups(grouped: Tensor) -> Tensor:
     return all_equal | torch.isclose(std, torch.zeros_like(std))
 
 
+def default_scale(estimator: str) -> str:
+    """The reward scaling an estimator uses when ``scale_rewards`` is not set: "group" for GRPO (TRL's
+    default), "none" for RLOO (verl, EasyR1 and TRL's RLOO use the plain leave-one-out advantage)."""
+    return "none" if estimator == "rloo" else "group"
+
+
 def group_advantages(
-    rewards: Tensor, group_size: int, scale: str = "group", estimator: str = "grpo"
+    rewards: Tensor, group_size: int, scale: str | None = "group", estimator: str = "grpo"
 ) -> Tensor:
     """Group-relative advantages for group-contiguous rewards ``[N = num_groups * group_size]``.
 
     estimator: "grpo" (``r - mean_group``) or "rloo" (``r_i - mean of the other G-1 rewards``,
     i.e. ``G/(G-1) * (r_i - mean_group)``).
     scale: "group" (divide by the unbiased group std + 1e-6), "batch" (by the unbiased std of all N
-    rewards + 1e-6) or "none". Groups whose rewards are all equal get exactly zero advantages.
+    rewards + 1e-6), "none", or None = the estimator's default (`default_scale`). Groups whose rewards
+    are all equal get exactly zero advantages.
     """
+    scale = default_scale(estimator) if scale is None else scale
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     if estimator not in ESTIMATORS:

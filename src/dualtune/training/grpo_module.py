@@ -64,7 +64,7 @@ class GRPOModule(L.LightningModule):
     def __init__(self, model, processor, ref_model=None, num_generations: int = 8, mode: str = "cot",
                  max_new_tokens: int | Mapping | None = None, temperature: float = 1.0, top_p: float = 1.0,
                  loss_type: str = "dapo", eps_low: float = 0.2, eps_high: float = 0.28, beta: float = 0.0,
-                 scale_rewards: str = "group", estimator: str = "grpo", reward_funcs=("accuracy", "format"),
+                 scale_rewards: str | None = "group", estimator: str = "grpo", reward_funcs=("accuracy", "format"),
                  reward_weights=None, reward_options: Mapping | None = None, mu: int = 1,
                  dynamic_filter: bool = False, generation_micro_batch_size: int = 16,
                  train_micro_batch_size: int | None = None, lr: float = 1e-6, weight_decay: float = 0.0,
@@ -77,7 +77,7 @@ class GRPOModule(L.LightningModule):
             raise ValueError(f"mode must be cot, direct or dual, got {mode!r}")
         if mu < 1 or num_generations < 2:
             raise ValueError(f"need mu >= 1 and num_generations >= 2, got mu={mu}, G={num_generations}")
-        for value, allowed in ((loss_type, LOSS_TYPES), (scale_rewards, SCALES), (estimator, ESTIMATORS)):
+        for value, allowed in ((loss_type, LOSS_TYPES), (scale_rewards, (*SCALES, None)), (estimator, ESTIMATORS)):
             if value not in allowed:  # fail at construction, not after the first rollout
                 raise ValueError(f"{value!r} is not one of {allowed}")
         self.model, self.processor = model, processor
