@@ -3,7 +3,10 @@
 All accuracies are in percent. ``B_S``/``B_L`` are the base model's scores under the direct-answer (S) and
 CoT (L) prompts, ``DT_S``/``DT_L`` the dual-tuned model's. Both gains share the denominator
 ``B_max = max(B_S, B_L)``, so ``Gain_CoT > Gain_DA  <=>  GAP_DT > 0`` and the paper's Q1/Q2/Q3 regions reduce
-to sign tests (see :func:`classify_region`). CLI: ``python -m dualtune.boundary IN.csv [-o OUT.csv] [--tol X]``.
+to sign tests (see :func:`classify_region`). CLI: ``python -m dualtune.boundary IN.csv [-o OUT.csv] [--tol X]``
+from per-task accuracies, or ``--kit lmms-eval|vlmevalkit --base-direct F --base-cot F --tuned-direct F
+--tuned-cot F [--metric KEY] [--subtask-field F] [--report-dir DIR]`` from a kit's per-sample files (items
+paired by id; paired bootstrap CIs, ``uncertain`` flag; `dualtune.evaluation.kits`; ``--help`` for the rest).
 """
 from __future__ import annotations
 
@@ -204,6 +207,12 @@ def _markdown(df: pd.DataFrame, recovered: tuple[int, int] | None) -> str:
     return "# Thinking Boundary\n\n" + "\n".join(lines + notes) + "\n"
 
 
+def report_table(report: dict) -> pd.DataFrame:
+    """A report as one flat table: subtask rows, then aggregates; ``ci`` as ``<quantity>_lo``/``_hi``."""
+    return pd.DataFrame([_flat_row(r, kind) for part, kind in (("subtasks", "subtask"), ("aggregates", "aggregate"))
+                         for r in report[part]])
+
+
 def write_report(report: dict, out_dir, config: dict | None = None) -> dict[str, Path]:
     """Write ``thinking_boundary.{json,csv,md}`` into ``out_dir`` (json/csv full precision; md rounded)."""
     out = Path(out_dir)
@@ -211,10 +220,7 @@ def write_report(report: dict, out_dir, config: dict | None = None) -> dict[str,
     paths = {ext: out / f"thinking_boundary.{ext}" for ext in ("json", "csv", "md")}
     payload = round_floats({**report, "config": config or {}}, ndigits=None)
     paths["json"].write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    # One flat table for CSV and markdown: subtask rows first, then aggregates.
-    flat = [_flat_row(r, "subtask") for r in payload["subtasks"]]
-    flat += [_flat_row(r, "aggregate") for r in payload["aggregates"]]
-    df = pd.DataFrame(flat)
+    df = report_table(payload)
     df.to_csv(paths["csv"], index=False)
     planted = [r for r in payload["subtasks"] if r.get("planted_region") is not None]
     recovered = (sum(r["region"] == r["planted_region"] for r in planted), len(planted)) if planted else None
@@ -247,22 +253,46 @@ def boundary_table(df: pd.DataFrame, tol: float = 0.0) -> pd.DataFrame:
     return table[list(CLI_OUT_COLUMNS)].round(2)
 
 
+def _kit_table(args) -> pd.DataFrame:
+    """The ``--kit`` path: items from the four per-sample files, report (+ ``--report-dir`` files), table."""
+    from dualtune.evaluation.kits import kit_items  # lazy: the CSV path stays light
+
+    items, summary = kit_items(args.kit, {k: getattr(args, k) for k in ACC_KEYS}, metric=args.metric,
+                               subtask_field=args.subtask_field, id_field=args.id_field, domain=args.domain)
+    print("paired:", json.dumps(summary), file=sys.stderr)
+    report = boundary_report(items, tol=args.tol, n_boot=args.n_boot, seed=args.seed)
+    if args.report_dir:
+        write_report(report, args.report_dir, config=dict(summary, tol=args.tol, n_boot=args.n_boot, seed=args.seed))
+    return report_table(round_floats(report, ndigits=None)).drop(columns="planted_region").round(2)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: read IN.csv, write the boundary table to ``-o`` or stdout."""
-    parser = argparse.ArgumentParser(prog="python -m dualtune.boundary",
-                                     description="Thinking-Boundary metrics from per-task accuracies (%).")
-    parser.add_argument("input", help="CSV with columns task,B_S,B_L,DT_S,DT_L (other columns ignored)")
+    """Command-line entry point (module docstring): write the boundary table to ``-o`` or stdout."""
+    parser = argparse.ArgumentParser(prog="python -m dualtune.boundary", description="Thinking-Boundary metrics "
+                                     "from per-task accuracies (%) or from an evaluation kit's per-sample files.")
+    parser.add_argument("input", nargs="?", help="CSV with columns task,B_S,B_L,DT_S,DT_L (other columns ignored)")
     parser.add_argument("-o", "--output", help="output CSV (default: stdout)")
     parser.add_argument("--tol", type=float, default=0.0, help="region threshold (default 0 = strict sign)")
+    kit = parser.add_argument_group("evaluation-kit files instead of IN.csv (dualtune.evaluation.kits)")
+    kit.add_argument("--kit", choices=("lmms-eval", "vlmevalkit"), help="the kit that wrote the four files")
+    for key, flag in zip(ACC_KEYS, ("base-direct", "base-cot", "tuned-direct", "tuned-cot")):
+        kit.add_argument(f"--{flag}", dest=key, metavar="FILE", help=f"per-sample file of the {key} run")
+    kit.add_argument("--metric", "--score-column", help="lmms-eval metric key / VLMEvalKit score column "
+                     "(default: the only scoring key; VLMEvalKit: hit, score, correct)")
+    kit.add_argument("--subtask-field", help="subtask: metric-dict / doc key or column (default: task / category)")
+    kit.add_argument("--id-field", help="item id key / column (default: doc_id / index)")
+    kit.add_argument("--domain", help="domain name (default: the base-direct file's task / name)")
+    kit.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    kit.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    kit.add_argument("--report-dir", help="also write thinking_boundary.{json,csv,md} (full precision) here")
     args = parser.parse_args(argv)
+    if (args.input is None) == (args.kit is None):
+        parser.error("give either IN.csv or --kit with the four per-sample files")
     try:
-        table = boundary_table(pd.read_csv(args.input), tol=args.tol)
+        table = _kit_table(args) if args.kit else boundary_table(pd.read_csv(args.input), tol=args.tol)
     except (ValueError, OSError) as err:
-        parser.error(f"{args.input}: {err}")
-    if args.output:
-        table.to_csv(args.output, index=False)
-    else:
-        table.to_csv(sys.stdout, index=False)
+        parser.error(f"{args.input or args.kit}: {err}")
+    table.to_csv(args.output or sys.stdout, index=False)
     return 0
 
 
