@@ -14,6 +14,7 @@ from dualtune.boundary import boundary_report
 from dualtune.data.sources import load_domain
 from dualtune.evaluation.runner import EvalResult
 from dualtune.prompting.answers import score_output
+from dualtune.schema import decode_image
 from tests.conftest import compose
 from tests.published import evaluate_snapshot, png_bytes
 
@@ -66,7 +67,7 @@ def test_rows_map_to_four_tasks_with_type_and_source(tmp_path, hf_datasets_cache
     assert rows["cvbench/0"]["answer"] == "C" and rows["cvbench/0"]["options"] == ["0", "1", "2", "3"]
     assert json.loads(rows["cvbench/1"]["meta"])["group"] == ["2D", "COCO"]
     assert json.loads(rows["cvbench/11"]["meta"])["group"] == ["3D", "Omni3D"]
-    assert rows["cvbench/0"]["images"][0].size == (28, 28)
+    assert decode_image(rows["cvbench/0"]["images"][0]).size == (28, 28)
     only_3d = compose("evaluate", ["domain=cvbench", f"domain.path={tmp_path / 'CV-Bench'}", "domain.subsets=3D"])
     assert {r["subtask"] for r in load_domain(only_3d.domain, tmp_path / "cache3")["test"]} == {"Depth", "Distance"}
 

@@ -11,6 +11,7 @@ from datasets import Features, Image, Sequence, Value
 
 from dualtune.data.sources import load_domain
 from dualtune.prompting.answers import score_output
+from dualtune.schema import decode_image
 from tests.conftest import compose
 from tests.published import png_bytes, write_parquet_snapshot
 
@@ -50,7 +51,8 @@ def test_published_rows_map_to_schema_with_easyr1_rules(tmp_path, hf_datasets_ca
     assert sorted(train) == [f"geometry3k/{i}" for i in range(5)]  # free-form: ground_truth is not needed
     assert [r["id"] for r in data["test"]] == ["geometry3k/2401"]  # the test split, not validation
     first = train["geometry3k/0"]
-    assert first["question"] == "Find x." and first["subtask"] == "geometry" and first["images"][0].size == (28, 28)
+    assert first["question"] == "Find x." and first["subtask"] == "geometry"
+    assert decode_image(first["images"][0]).size == (28, 28)
     assert [train[f"geometry3k/{i}"]["answer_type"] for i in range(4)] == ["math", "number", "math", "number"]
     assert json.loads(first["meta"])["choices"][0] == "2\\sqrt{3}"
     # EasyR1's reward (examples/reward_function/math.py: mathruler grade_answer on the boxed answer) gives 1 to

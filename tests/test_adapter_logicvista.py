@@ -15,6 +15,7 @@ from dualtune.data.sources import load_domain
 from dualtune.prompting.answers import score_output
 from dualtune.prompting.rules import letter_set
 from dualtune.prompting.templates import prompt_text
+from dualtune.schema import decode_image
 from tests.conftest import compose
 from tests.published import evaluate_snapshot, png_bytes
 
@@ -59,7 +60,8 @@ def test_published_rows_map_to_schema_with_official_rules(tmp_path, caplog):
     assert single["options"] == [""] * 4 and len(odd["options"]) == 9  # labels A-I, drawn in the image
     assert prompt_text(single, "direct").count("\nOptions: A, B, C, D\n") == 1
     assert pair["answer"] == "A, C" and json.loads(pair["meta"])["scoring"]["multi"] is True  # kept by the validator
-    assert single["images"][0].size == (28, 28) and json.loads(single["meta"])["capability"] == ["diagram"]
+    assert decode_image(single["images"][0]).size == (28, 28)
+    assert json.loads(single["meta"])["capability"] == ["diagram"]
 
     # The official comparison: the same set of labels, in any order and any wording of the list.
     for output in ("A, C", "<answer>C and A</answer>", "The answer is (A) and (C).", "Answer: C, A"):

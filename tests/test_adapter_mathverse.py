@@ -12,6 +12,7 @@ from datasets import Features, Image, Value
 
 from dualtune.data.sources import load_domain
 from dualtune.prompting.answers import score_output
+from dualtune.schema import decode_image
 from tests.conftest import compose
 from tests.published import evaluate_snapshot, png_bytes, write_parquet_snapshot
 
@@ -76,7 +77,7 @@ def test_published_rows_map_to_schema_with_official_rules(tmp_path, hf_datasets_
     assert only["options"] == ["A", "B", "C", "D"] and only["question"] == "Answer the question shown in the image."
     assert json.loads(only["meta"])["options_in_image"] is True
     assert [rows[f"mathverse/{i}"]["answer_type"] for i in "345"] == ["number", "math", "math"]
-    assert dominant["images"][0].size == (28, 28)  # decoded by the validator
+    assert decode_image(dominant["images"][0]).size == (28, 28)  # checked by the validator, decoded at use
     # Verdicts of the official judge's worked examples (MathVerse evaluation/prompts.py demo_prompt_score, as in
     # lmms-eval mathverse_evals.py DEMO_PROMPT_SCORE): gold C vs "B:2√{3}" -> 0; gold (-2,1] vs "(-2, 1)" -> 0;
     # and the extraction example "approximately 22.3 meters" -> 22.3, consistent with gold 22.3 -> 1.

@@ -9,6 +9,7 @@ from datasets import Features, Image, Sequence, Value
 
 from dualtune.data.sources import load_domain
 from dualtune.prompting.answers import score_output
+from dualtune.schema import decode_image
 from tests.conftest import compose
 from tests.published import evaluate_snapshot, png_bytes, write_parquet_snapshot
 
@@ -61,7 +62,7 @@ def test_published_rows_map_to_schema_with_official_rules(tmp_path, hf_datasets_
     assert [rows[f"mathvista/{i}"]["subtask"] for i in "1234"] == ["Arithmetic", "Scientific", "Logical", "Statistical"]
     assert rows["mathvista/2"]["question"].endswith("(Unit: cm)")
     assert rows["mathvista/3"]["answer"] == "B" and rows["mathvista/3"]["options"] == ["A side", "B side"]
-    assert rows["mathvista/1"]["images"][0].size == (28, 28)  # decoded by the validator
+    assert decode_image(rows["mathvista/1"]["images"][0]).size == (28, 28)  # checked by the validator, decoded at use
     # Official rules: float rounded to the row's precision; list answers compared as normalized text.
     assert score_output("<answer>1.46</answer>", rows["mathvista/2"])[1] == 1.0
     assert score_output("<answer>1.6</answer>", rows["mathvista/2"])[1] == 0.0

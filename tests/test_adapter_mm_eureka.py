@@ -11,6 +11,7 @@ from datasets import Features, Image, Value
 
 from dualtune.data.sources import load_domain
 from dualtune.prompting.answers import score_output
+from dualtune.schema import decode_image
 from tests.conftest import compose
 from tests.published import png_bytes, write_parquet_snapshot
 from tests.trainsets import run_score_and_train, write_jsonl, write_png
@@ -64,7 +65,7 @@ def test_jsonl_rows_map_with_per_row_answer_types_and_collection_subtasks(tmp_pa
     assert {k: r["subtask"] for k, r in rows.items()} == {
         "mm_eureka/k12_mc": "K12", "mm_eureka/k12_latex": "K12", "mm_eureka/geo_num": "geoqa_plus",
         "mm_eureka/ai2d_text": "ai2d"}
-    assert all(r["cot"] == "" and r["images"][0].size == (28, 28) for r in rows.values())
+    assert all(r["cot"] == "" and decode_image(r["images"][0]).size == (28, 28) for r in rows.values())
     # Official verdicts: MM-EUREKA's accuracy reward checks the gold with math-verify (README, "answer: gt that
     # could be parsed and verified by math_verify"): verify(parse("$\\frac{1}{2}$"), parse("0.5")) is True,
     # against 1/3 it is False; verify(parse("$30$"), parse("30.0")) is True.

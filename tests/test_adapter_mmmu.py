@@ -15,6 +15,7 @@ from dualtune.data.adapters.mmmu import SUBJECTS, to_sample
 from dualtune.data.sources import load_domain
 from dualtune.prompting.answers import score_output
 from dualtune.prompting.templates import prompt_layout, prompt_text
+from dualtune.schema import decode_image
 from tests.conftest import compose
 from tests.published import evaluate_snapshot, png_bytes, write_parquet_snapshot
 
@@ -84,7 +85,7 @@ def test_published_rows_map_to_schema_with_official_rules(tmp_path, hf_datasets_
     mc, multi = rows["mmmu/validation_Accounting_1"], rows["mmmu/validation_Math_1"]
     assert mc["options"] == ["a pear", "the red apple", "a plum"] and mc["answer"] == "B"  # never 1-char options
     assert mc["subtask"] == "Accounting" and json.loads(mc["meta"])["discipline"] == "Business"
-    assert [img.size for img in multi["images"]] == [SIZES[1], SIZES[2], SIZES[3]]
+    assert [decode_image(img).size for img in multi["images"]] == [SIZES[1], SIZES[2], SIZES[3]]
     assert multi["options"] == ["<image 3>", "neither"]
 
     # parse_multi_choice_response: "(B)" and a bare " B " are candidates; > 5 words naming one option's text
@@ -147,7 +148,7 @@ def test_image_markers_place_each_image_in_the_encoded_prompt(tmp_path, hf_datas
     plain = dict(sample, question="Which one?", options=["x", "y"])
     messages, images = prompt_layout(plain, "cot")
     assert messages[0]["content"] == [{"type": "image"}] * 3 + [{"type": "text", "text": prompt_text(plain, "cot")}]
-    assert [im.size for im in images] == [SIZES[1], SIZES[2], SIZES[3]]
+    assert [decode_image(im).size for im in images] == [SIZES[1], SIZES[2], SIZES[3]]
     text_only, none = prompt_layout(sample, "direct", num_images=0)
     assert none == [] and "<image 1>" in text_only[0]["content"][0]["text"]
 

@@ -10,6 +10,7 @@ import pytest
 
 from dualtune.data.sources import load_domain
 from dualtune.prompting.answers import score_output
+from dualtune.schema import decode_image
 from tests.conftest import compose
 from tests.trainsets import run_score_and_train, write_jsonl, write_png
 from tests.video_files import write_mp4
@@ -66,7 +67,8 @@ def test_records_map_to_schema_with_video_files(tmp_path, caplog):
     meta = json.loads(rows["spacer/4"]["meta"])
     assert meta["video"]["path"] == str((root / "SR-91k/arkitscenes/41069025.mp4").resolve())
     assert meta["video"]["max_frames"] == 4 and rows["spacer/4"]["images"] == []
-    assert rows["spacer/5"]["images"][0].size == (28, 28) and "video" not in json.loads(rows["spacer/5"]["meta"])
+    assert decode_image(rows["spacer/5"]["images"][0]).size == (28, 28)
+    assert "video" not in json.loads(rows["spacer/5"]["meta"])
     # SpaceR's numerical reward is VSI-Bench's MRA (err <= 1 - θ, θ = linspace(.5, .95, 10)): 2.375 vs 2.5 is
     # err 0.05 -> 1.0 under that inclusive boundary.
     assert score_output("<answer>2.375</answer>", rows["spacer/1"])[1] == 1.0

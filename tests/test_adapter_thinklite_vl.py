@@ -9,6 +9,7 @@ import logging
 from datasets import Dataset, Features, Image, Sequence, Value
 
 from dualtune.data.sources import load_domain
+from dualtune.schema import decode_image
 from tests.conftest import compose
 from tests.published import png_bytes, write_parquet_snapshot
 from tests.trainsets import run_score_and_train
@@ -74,7 +75,7 @@ def test_hard_11k_raw_byte_images_and_string_choices(tmp_path, hf_datasets_cache
     got = {r["id"]: (r["answer_type"], r["answer"], r["options"], r["subtask"], r["source"]) for r in data["train"]}
     assert got == {"thinklite_vl_hard/h1": ("choice", "A", ["10", "8"], "choice", "russwang/ThinkLite-VL-hard-11k"),
                    "thinklite_vl_hard/h2": ("math", "x=3", [], "math", "russwang/ThinkLite-VL-hard-11k")}
-    assert data["train"][0]["images"][0].size == (28, 28)
+    assert decode_image(data["train"][0]["images"][0]).size == (28, 28)
     assert "adapter skipped 1 rows (column 'choices' is a string that holds no list" in caplog.text
 
 

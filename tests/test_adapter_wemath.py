@@ -10,6 +10,7 @@ from datasets import Features, Image, Value
 
 from dualtune.data.sources import load_domain
 from dualtune.prompting.answers import score_output
+from dualtune.schema import decode_image
 from tests.conftest import compose
 from tests.published import evaluate_snapshot, png_bytes, write_parquet_snapshot
 
@@ -63,7 +64,7 @@ def test_published_rows_map_to_schema_with_official_rules(tmp_path, hf_datasets_
     assert first["options"] == ["300, 400", "400, 300", "3000, 4000", "4000, 3000", "No correct answer"]
     assert rows["wemath/3steps_9/3steps_multi"]["options"] == ["F", "D", "B", "I", "No correct answer"]
     assert rows["wemath/2steps_1/2steps_2"]["options"][2] == "Cannot be determined."
-    assert json.loads(first["meta"])["question_number"] == 1 and first["images"][0].size == (28, 28)
+    assert json.loads(first["meta"])["question_number"] == 1 and decode_image(first["images"][0]).size == (28, 28)
     # Official verdicts (We-Math evaluation/accuracy.py load_and_process_data: the first character after the
     # last "Answer", with <>:. removed, must equal the gold letter): "Answer: C" -> 1, "Answer: E" -> 0.
     assert score_output("Answer: C", first)[1] == 1.0

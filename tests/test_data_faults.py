@@ -201,3 +201,13 @@ def test_conflicting_duplicate_ids_are_named_on_the_score_path(tmp_path, ckpt, c
                f"selection.scores_dir={tmp_path / 'scores'}")
     with pytest.raises(ValueError, match=r"1 duplicate ids: \['c1'\]"):
         run_selection(cfg, rows, tmp_path / "direct", backend=CountingBackend())
+
+
+def test_eval_cache_misses_when_the_pixel_limits_change(tmp_path, ckpt):
+    data = _save_to_disk(tmp_path / "ds", [_row("a")], [_row("b")])
+    cfg = _cfg("evaluate", tmp_path, data, ckpt)
+    test = load_domain(cfg.domain, cfg.cache_dir)["test"]
+    assert not run_eval(cfg, ckpt, test, use_cache=True).cached
+    assert run_eval(cfg, ckpt, test, use_cache=True).cached
+    smaller = _cfg("evaluate", tmp_path, data, ckpt, "model.max_pixels=3136")  # fewer image tokens per image
+    assert not run_eval(smaller, ckpt, test, use_cache=True).cached

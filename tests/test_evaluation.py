@@ -47,21 +47,14 @@ SAMPLES = [_sample(i, "choice") for i in range(3)] + [_sample(i, "number") for i
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """(model_path, model, processor) for a freshly built, randomly initialised tiny Qwen2.5-VL."""
-    import torch
-
     from dualtune.models.loading import load_model, load_processor
     from dualtune.models.tiny import build_tiny_checkpoint
+    from tests.conftest import sharpen_weights
 
     path = build_tiny_checkpoint(tmp_path_factory.mktemp("tiny"), CORPUS, vocab_size=300, hidden_size=64,
                                  layers=2, intermediate_size=128, vision_hidden=32, vision_depth=1)
     model = load_model(str(path), {"dtype": "float32"}, for_training=False)
-    # Sharpen the random weights (std 0.3 instead of 0.02): otherwise every prompt decodes to the same
-    # "\n\n\n", and the padding test below would compare constants.
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for weight in model.parameters():
-            if weight.dim() >= 2:
-                weight.copy_(torch.randn(weight.shape, generator=generator) * 0.3)
+    sharpen_weights(model)  # otherwise the padding test below would compare constants
     return path, model, load_processor(str(path))
 
 

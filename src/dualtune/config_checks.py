@@ -12,6 +12,8 @@ domain, the split and how many rows were invalid (instead of an IndexError / Sto
 
 from __future__ import annotations
 
+import importlib.util
+
 from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
@@ -84,7 +86,8 @@ OPTIM = {  # relative to the algo node (cfg.algo, or cfg.algo.grpo for sft_then_
     "max_length": integer(1, null=True), "on_overlong": choice("skip", "raise"),
     "gradient_checkpointing": boolean(), "val_fraction": number(0, 1, hi_open=True),
 }
-SFT = {"max_length": integer(1)}  # SFT never runs without a length budget (GRPO may: null = no check)
+SFT = {"max_length": integer(1),  # SFT never runs without a length budget (GRPO may: null = no check)
+       "encoded_cache_mb": number(0)}
 GRPO = {
     "max_grad_norm": number(0, lo_open=True, null=True), "shuffle": boolean(),
     "num_generations": integer(2), "temperature": number(0, lo_open=True), "top_p": FRACTION,
@@ -125,9 +128,16 @@ SELECTION = {
 SCORE = {"score.num_shards": integer(1), "score.shard_id": integer(0), "score.batch_size": integer(1),
          "score.micro_batch_size": integer(1), "score.device": choice("auto", "cpu", "cuda"),
          "score.limit": integer(1, null=True), "score.rollout_cache_dir": text(null=True), "score.plots": boolean()}
-TASK_TABLES = {"train": (COMMON, MODEL, DOMAIN, MODE, EVAL, TRAIN, SELECTION, SCORE),
-               "evaluate": (COMMON, MODEL, DOMAIN, MODE, EVAL, EVALUATE),
-               "score": (COMMON, MODEL, DOMAIN, MODE, SELECTION, SCORE)}
+GENERATION = {  # conf/generation/ (dualtune.generation)
+    "generation.backend": choice("hf", "vllm"), "generation.vllm.gpu_memory_utilization": FRACTION,
+    "generation.vllm.enforce_eager": boolean(), "generation.vllm.max_model_len": integer(1, null=True),
+    "generation.vllm.max_num_seqs": integer(1, null=True), "generation.vllm.dtype": choice(*DTYPES, null=True),
+    "generation.vllm.kv_cache_space_gb": number(0, lo_open=True, null=True), "generation.vllm.in_process": boolean(),
+    "generation.vllm.max_images_per_prompt": integer(1),
+}
+TASK_TABLES = {"train": (COMMON, MODEL, DOMAIN, MODE, EVAL, TRAIN, SELECTION, SCORE, GENERATION),
+               "evaluate": (COMMON, MODEL, DOMAIN, MODE, EVAL, EVALUATE, GENERATION),
+               "score": (COMMON, MODEL, DOMAIN, MODE, SELECTION, SCORE, GENERATION)}
 
 
 # ----------------------------------------------------------------------------- engine
@@ -177,6 +187,9 @@ def _cross_checks(cfg, task: str, errors: list[str]) -> None:
     shards, shard = _safe_get(cfg, "score.num_shards"), _safe_get(cfg, "score.shard_id")
     if is_int(shards) and is_int(shard) and shards >= 1 and not shard < shards:
         errors.append(f"score.shard_id={shard}: expected 0 .. score.num_shards - 1 = {shards - 1}")
+    if _safe_get(cfg, "generation.backend") == "vllm" and importlib.util.find_spec("vllm") is None:
+        errors.append("generation.backend=vllm: vllm is not installed in this environment; build the vLLM "
+                      "environment with `make vllm-env` and run with .venv-vllm/bin/python")
     templates = _safe_get(cfg, "mode.templates")
     for key in ("mode.train_modes", "eval.modes"):
         modes = _safe_get(cfg, key)

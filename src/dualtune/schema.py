@@ -4,10 +4,12 @@ Every loader (the procedural lab, real HF datasets) produces rows with exactly t
 Bad rows never crash training: `validate_rows` turns them into counted, logged skips
 (or raises `SampleError` when ``strict=True``), naming the row id.
 
-Images: loaders hand over images undecoded (``datasets`` ``{"bytes", "path"}`` dicts); with
-``decode_images=True`` the validator decodes every image and video frame itself and keeps the PIL
-images, so a corrupt image (``undecodable_image``) or a missing image file (``missing_image_file``)
-is a skip (or a strict error) for that row instead of a crash inside ``datasets``.
+Images: loaders hand over images undecoded: lazy `dualtune.utils.image_refs.ImageRef` s into the dataset's
+Arrow files (``datasets`` ``{"bytes", "path"}`` dicts, paths and PIL images are accepted too). The validator
+decodes every image and video frame once to check it, so a corrupt image (``undecodable_image``) or a missing
+image file (``missing_image_file``) is a skip (or a strict error) for that row instead of a crash inside
+``datasets``, and keeps the row's images as given (undecoded: memory does not grow with the dataset's
+pixels); `decode_image` decodes one at use (``decode_images=True`` returns PIL images instead).
 
 Duplicate ids, within one split (the rule ``validate_rows`` applies, lab and HF alike):
 
@@ -31,6 +33,7 @@ from dataclasses import dataclass, field
 from datasets import Features, Image, Sequence, Value
 
 from dualtune.utils.hashing import stable_hash, visual_digest
+from dualtune.utils.image_refs import ImageRef
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +80,16 @@ def option_letter(index: int) -> str:
 
 
 def decode_image(img):
-    """A loaded PIL image from a PIL image, a ``datasets`` ``{"bytes", "path"}`` dict or a file path.
+    """A loaded PIL image from a PIL image, a lazy `ImageRef`, a ``datasets`` ``{"bytes", "path"}`` dict or a
+    file path.
 
     Decoding is ``datasets.Image().decode_example`` (bytes, local or hub paths); raises on failure
     (``FileNotFoundError`` for a missing file).
     """
     from PIL import Image as PILImage
 
+    if isinstance(img, ImageRef):
+        img = img.encoded()
     if isinstance(img, PILImage.Image):
         img.load()
     elif isinstance(img, (dict, str)):
@@ -95,20 +101,23 @@ def decode_image(img):
     return img
 
 
-def decode_visuals(row: dict) -> tuple[dict, str | None, str | None]:
-    """``(row with decoded PIL images / video frames, None, None)``, or ``(row, reason, detail)`` when one
-    does not decode (reason ``missing_image_file`` or ``undecodable_image``)."""
+def decode_visuals(row: dict, keep: bool = True) -> tuple[dict, str | None, str | None]:
+    """Decode every image and video frame of ``row``: ``(row with them as PIL images, None, None)``, or with
+    ``keep=False`` the row unchanged once each decoded (a check: the decoded pixels are dropped at once);
+    ``(row, reason, detail)`` when one does not decode (reason ``missing_image_file`` or ``undecodable_image``)."""
     decoded = {}
     for key in ("images", "video"):
         decoded[key] = []
         for k, img in enumerate(row.get(key) or []):
             try:
-                decoded[key].append(decode_image(img))
+                image = decode_image(img)
             except FileNotFoundError as err:
                 return row, "missing_image_file", f"{key}[{k}]: {err}"
             except Exception as err:  # noqa: BLE001 - any decode failure means "undecodable"
                 return row, "undecodable_image", f"{key}[{k}]: {type(err).__name__}: {err}"
-    return dict(row, **decoded), None, None
+            if keep:
+                decoded[key].append(image)
+    return (dict(row, **decoded) if keep else row), None, None
 
 
 def _field_problem(row: dict) -> str | None:
@@ -148,7 +157,7 @@ def _multi_gold_ok(row: dict, letters: str) -> bool:
 
 def check_sample(row: dict) -> str | None:
     """Return None if ``row`` is valid, else a short reason string (used as the skip counter key)."""
-    return _field_problem(row) or decode_visuals(row)[1]
+    return _field_problem(row) or decode_visuals(row, keep=False)[1]
 
 
 def row_digest(row: dict) -> str:
@@ -207,18 +216,17 @@ def normalize_choice_answer(row: dict) -> dict:
 def validate_rows(rows, strict: bool = False, name: str = "data", decode_images: bool = False):
     """Validate rows; return (valid_rows, ValidationReport). Raises SampleError if ``strict``.
 
-    ``decode_images``: return the rows with every image / video frame decoded to a PIL image (loaders
-    pass them undecoded); otherwise images are only checked and kept as given. Duplicate ids follow
-    the rule in this module's docstring.
+    Every image / video frame is decoded once to check it; the valid rows keep their images as given
+    (lazy `ImageRef` s from the loaders), or, with ``decode_images``, as decoded PIL images. Duplicate ids
+    follow the rule in this module's docstring.
     """
     report = ValidationReport()
     kept = []
     for i, row in enumerate(rows):
-        row = normalize_choice_answer(dict(row))
+        row = normalize_choice_answer(row if isinstance(row, dict) else dict(row))  # a copy only when rewritten
         reason, detail = _field_problem(row), None
         if reason is None:
-            decoded, reason, detail = decode_visuals(row)
-            row = decoded if decode_images else row
+            row, reason, detail = decode_visuals(row, keep=decode_images)
         if reason is None:
             kept.append(row)
             continue

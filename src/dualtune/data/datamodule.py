@@ -6,17 +6,22 @@ and the two copies are shuffled together.
 The training order is resumable (`ResumableDataLoader`): each epoch has its own seeded permutation
 (`EpochSampler`), and the loader's place in the epoch is saved in the checkpoint, so a run resumed
 mid-epoch trains exactly the batches an uninterrupted run would have trained next.
+
+Memory stays bounded (`EncodedExamples`): the length pre-pass encodes every example once to find the
+over-long ones, but keeps encoded tensors (pixel values) only within a budget (``algo.encoded_cache_mb``);
+the others are encoded again when their batch comes, from the sample's lazily loaded images.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-from dualtune.data.encoding import collate_train, encode_many
+from dualtune.data.encoding import OverlongError, collate_train, encode_train_example
 from dualtune.schema import row_modes
 
 log = logging.getLogger(__name__)
@@ -134,33 +139,88 @@ class ResumableDataLoader(DataLoader):
         self._resume = {"epoch": int(state["epoch"]), "batches": int(state["batches"])}
 
 
+def _nbytes(example: dict) -> int:
+    """Bytes held by the tensors of an encoded example."""
+    return sum(v.numel() * v.element_size() for v in example.values() if isinstance(v, torch.Tensor))
+
+
+class EncodedExamples(Dataset):
+    """The (sample, mode) pairs that fit ``max_length``, in order, encoded (`encode_train_example`) on access.
+
+    Construction is the length pre-pass: every pair is encoded once (the exact token count, image tokens
+    included); an over-long one is skipped and counted in ``skipped`` (logged once), or raises with
+    ``on_overlong="raise"``. Encoded examples are kept, first come, while their tensors fit ``cache_mb``;
+    the others are dropped at once and encoded again each time they are read (deterministically, so a batch
+    is the same either way). ``cache_mb=None`` keeps all (the behaviour before examples were lazy).
+    """
+
+    def __init__(self, processor, samples, modes, templates=None, max_length: int = 1024, on_overlong="skip",
+                 cache_mb: float | None = None):
+        self.processor, self.templates, self.max_length = processor, templates, max_length
+        self.pairs, self.skipped, self._cache = [], Counter(), {}
+        budget, self.cached_bytes = (float("inf") if cache_mb is None else float(cache_mb) * 2**20), 0
+        for sample, mode in zip(samples, modes):
+            try:
+                example = self._encode(sample, mode)
+            except OverlongError as err:
+                if on_overlong == "raise":
+                    raise
+                self.skipped["overlong"] += 1
+                log.debug("skip: %s", err)
+                continue
+            if self.cached_bytes + _nbytes(example) <= budget:
+                self._cache[len(self.pairs)] = example
+                self.cached_bytes += _nbytes(example)
+            self.pairs.append((sample, mode))
+        if self.skipped:
+            log.warning("skipped %d over-long examples (max_length=%d); raise the limit or filter the data",
+                        self.skipped["overlong"], max_length)
+
+    def _encode(self, sample: dict, mode: str) -> dict:
+        example = encode_train_example(self.processor, sample, mode, self.templates, self.max_length)
+        example["id"], example["mode"] = sample["id"], mode
+        return example
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict:
+        if index in self._cache:
+            return self._cache[index]
+        return self._encode(*self.pairs[index])
+
+
 class SFTDataModule(L.LightningDataModule):
-    """Encodes samples once in ``setup`` and serves right-padded, shuffled batches."""
+    """Serves right-padded, shuffled batches of `EncodedExamples` (length pre-pass in ``setup``; encoded
+    tensors kept within ``cache_mb`` MiB, the rest encoded per batch)."""
 
     def __init__(self, processor, train_samples, val_samples=None, mode="dual", templates=None, batch_size=8,
-                 max_length=1024, on_overlong="skip", seed=0):
+                 max_length=1024, on_overlong="skip", seed=0, cache_mb: float | None = 1024):
         super().__init__()
         self.processor = processor
         self.train_samples, self.val_samples = list(train_samples), list(val_samples or [])
         self.mode, self.templates = mode, templates
         self.batch_size, self.max_length, self.on_overlong, self.seed = batch_size, max_length, on_overlong, seed
+        self.cache_mb = cache_mb
         self.train_examples = self.val_examples = None
         self.skipped = {}
 
     def setup(self, stage: str | None = None):
-        """Encode train (and val) examples; records skip counts in ``self.skipped``."""
+        """Length pre-pass over train (and val) examples (`EncodedExamples`); skip counts go to ``self.skipped``."""
         if self.train_examples is not None:
             return
         samples, modes = expand_modes(self.train_samples, self.mode)
-        self.train_examples, skips = encode_many(self.processor, samples, modes, self.templates,
-                                                 self.max_length, self.on_overlong)
-        self.skipped = dict(skips)
-        if not self.train_examples:
+        self.train_examples = EncodedExamples(self.processor, samples, modes, self.templates, self.max_length,
+                                              self.on_overlong, self.cache_mb)
+        self.skipped = dict(self.train_examples.skipped)
+        if not len(self.train_examples):
             raise ValueError("no training examples left after encoding (all skipped?)")
         vs, vm = expand_modes(self.val_samples, self.mode)
-        self.val_examples, _ = encode_many(self.processor, vs, vm, self.templates, self.max_length, "skip")
-        log.info("SFT data: %d train examples (mode=%s), %d val, skipped %s", len(self.train_examples),
-                 self.mode, len(self.val_examples), self.skipped or "none")
+        left = None if self.cache_mb is None else max(0.0, self.cache_mb - self.train_examples.cached_bytes / 2**20)
+        self.val_examples = EncodedExamples(self.processor, vs, vm, self.templates, self.max_length, "skip", left)
+        log.info("SFT data: %d train examples (mode=%s), %d val, skipped %s; %.0f MiB of encoded examples kept",
+                 len(self.train_examples), self.mode, len(self.val_examples), self.skipped or "none",
+                 (self.train_examples.cached_bytes + self.val_examples.cached_bytes) / 2**20)
 
     def _collate(self, examples):
         batch = collate_train(examples, self.processor.tokenizer.pad_token_id)
@@ -174,6 +234,6 @@ class SFTDataModule(L.LightningDataModule):
 
     def val_dataloader(self):
         """Validation batches in fixed order (empty list when there is no validation split)."""
-        if not self.val_examples:
+        if not len(self.val_examples):
             return []
         return DataLoader(self.val_examples, batch_size=self.batch_size, collate_fn=self._collate)

@@ -14,6 +14,7 @@ import torch
 
 from dualtune.data.video import sample_videos, video_processor_kwargs
 from dualtune.prompting.templates import prompt_layout, target_text
+from dualtune.schema import decode_image
 
 log = logging.getLogger(__name__)
 IGNORE_INDEX = -100
@@ -28,8 +29,10 @@ class OverlongError(ValueError):
 
 def prompt_and_images(processor, sample: dict, mode: str, templates=None, text_only: bool = False):
     """``(prompt, images)``: the chat-formatted prompt (ending with the assistant header) for ``sample`` in
-    ``mode`` and its images in placeholder order (`<image k>` markers place them inside the text)."""
+    ``mode`` and its images in placeholder order (`<image k>` markers place them inside the text), decoded to
+    PIL images here, at use (loaded rows hold lazy references: `dualtune.schema.decode_image`)."""
     messages, images = prompt_layout(sample, mode, templates, num_images=0 if text_only else None)
+    images = [decode_image(image) for image in images]
     return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False), images
 
 

@@ -19,24 +19,20 @@ from typing import Iterable, Iterator
 from omegaconf import OmegaConf
 
 from dualtune.data.adapters import AdapterContext, SkipRow, get_adapter
+from dualtune.data.arrow_rows import lazy_rows
 
 log = logging.getLogger(__name__)
 SPLIT_KEYS = ("train", "test")
 
 
 def read_hf_split(path: str, subset: str | None, split: str) -> Iterable[dict]:
-    """Rows of ``load_dataset(path, name=subset, split=split)`` (hub id or local snapshot dir) with every
-    image column left undecoded, so a corrupt image reaches the validator instead of crashing here."""
+    """Rows of ``load_dataset(path, name=subset, split=split)`` (hub id or local snapshot dir), read one batch
+    at a time, with every image column (``Image``, a list of them, or raw ``binary`` bytes) as lazy
+    `dualtune.utils.image_refs.ImageRef` s into the memory-mapped Arrow cache ``load_dataset`` wrote: no image
+    is decoded or held in memory here, and a corrupt one reaches the validator instead of crashing here."""
     import datasets
 
-    ds = datasets.load_dataset(path, name=subset, split=split)
-    for column, feature in ds.features.items():
-        if isinstance(feature, datasets.Image):
-            ds = ds.cast_column(column, datasets.Image(decode=False))
-        elif isinstance(feature, (datasets.Sequence, list)) and isinstance(
-                getattr(feature, "feature", feature[0] if isinstance(feature, list) else None), datasets.Image):
-            ds = ds.cast_column(column, datasets.Sequence(datasets.Image(decode=False)))
-    return ds
+    return lazy_rows(datasets.load_dataset(path, name=subset, split=split))
 
 
 def check_layout(rows: Iterable[dict], required, where: str, adapter: str) -> Iterator[dict]:

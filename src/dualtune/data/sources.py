@@ -2,20 +2,25 @@
 (``source: hf``), or a dataset in its own published format through its adapter (``source: published``).
 
 Rows are validated with `dualtune.schema.validate_rows`: invalid rows are counted and logged (or raise
-with ``strict=True``); nothing is dropped silently. Images are read undecoded from the dataset
-(``decode=False``) and decoded by the validator row by row, so a corrupt or missing image is a
-counted skip naming its row, never a crash inside ``datasets``. Duplicate ids follow the rule in
-`dualtune.schema`; ids shared by train and test are logged (leakage) but kept.
+with ``strict=True``); nothing is dropped silently. Rows are small dicts: their text, and every image /
+video frame as a lazy `dualtune.utils.image_refs.ImageRef` into the dataset's Arrow files on disk (the
+lab's and a ``source: hf`` dataset's memory-mapped cache, a published dataset's ``load_dataset`` cache), so
+memory does not grow with the dataset's images. The validator decodes each image once to check it (a
+corrupt or missing image is a counted skip naming its row, never a crash inside ``datasets``) without
+keeping it; images are decoded again at use, one batch at a time (`dualtune.data.encoding`). Duplicate ids
+follow the rule in `dualtune.schema`; ids shared by train and test are logged (leakage) but kept.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from dualtune.data.arrow_rows import lazy_rows
 from dualtune.schema import FEATURES, validate_rows, warn_split_overlap
 
 log = logging.getLogger(__name__)
@@ -55,12 +60,6 @@ def _check_columns(ds, name: str) -> None:
         raise ValueError(f"{name}: dataset lacks schema columns {missing}; see dualtune.schema.FEATURES")
 
 
-def undecoded_rows(ds) -> list[dict]:
-    """The rows of a ``datasets.Dataset`` with image / video columns left undecoded (``{"bytes", "path"}``
-    dicts): ``datasets`` would raise on the first corrupt or missing image, without naming the row."""
-    return list(ds.to_iterable_dataset().decode(False)) if len(ds) else []
-
-
 def load_domain(domain_cfg, cache_dir, seed: int = 0, strict: bool = False,
                 skipped: dict | None = None) -> dict[str, list[dict]]:
     """Return {"train": rows, "test": rows} for the configured domain, validated.
@@ -77,8 +76,9 @@ def load_domain(domain_cfg, cache_dir, seed: int = 0, strict: bool = False,
         for dom in domain_cfg.domains:
             dd = load_lab(dom, Path(cache_dir) / "lab", n_train=int(domain_cfg.n_train_per_subtask),
                           n_test=int(domain_cfg.n_test_per_subtask), seed=seed, knobs=knobs)
-            for split in ("train", "test"):
-                splits.setdefault(split, []).extend(undecoded_rows(dd[split]))
+            for split in ("train", "test"):  # rows are streamed into the validator, never listed twice
+                splits[split] = itertools.chain(splits.get(split, ()), lazy_rows(dd[split]))
+            del dd  # the rows read the Arrow files themselves (dualtune.data.arrow_rows): let the dataset go
     elif domain_cfg.source == "hf":
         dd = _load_hf(domain_cfg.hf)
         splits = {}
@@ -86,7 +86,8 @@ def load_domain(domain_cfg, cache_dir, seed: int = 0, strict: bool = False,
             if key not in dd:
                 raise ValueError(f"split {key!r} not in dataset {domain_cfg.hf.path} (has {list(dd)})")
             _check_columns(dd[key], f"{domain_cfg.hf.path}[{key}]")
-            splits[split] = undecoded_rows(dd[key])
+            splits[split] = lazy_rows(dd[key])
+        del dd  # the rows read the Arrow files themselves (dualtune.data.arrow_rows): let the dataset go
     elif domain_cfg.source == "published":
         from dualtune.data.published import load_published
 
@@ -95,8 +96,7 @@ def load_domain(domain_cfg, cache_dir, seed: int = 0, strict: bool = False,
         raise ValueError(f"unknown domain source {domain_cfg.source!r}; expected lab, hf or published")
     out = {}
     for split, rows in splits.items():
-        out[split], report = validate_rows(rows, strict=strict, name=f"{domain_cfg.name}/{split}",
-                                           decode_images=True)
+        out[split], report = validate_rows(rows, strict=strict, name=f"{domain_cfg.name}/{split}")
         log.info("%s/%s: %s", domain_cfg.name, split, report.summary())
         skipped.setdefault(split, []).extend(report.rows)
     warn_split_overlap(out, name=domain_cfg.name)

@@ -176,23 +176,28 @@ def _record(sample: dict, mode: str, output: str, n_tokens: int, truncated: bool
 
 def evaluate_model(model, processor, samples: list[dict], modes=MODES, max_new_tokens: dict | None = None,
                    batch_size: int = 16, templates=None, numeric_metric: dict | None = None, out_dir=None,
-                   progress: bool = True, max_prompt_length: int | None = None) -> EvalResult:
+                   progress: bool = True, max_prompt_length: int | None = None, generator=None) -> EvalResult:
     """Greedy-decode every sample in every mode (left-padded batches) and score with the shared extractor.
 
     ``numeric_metric`` maps a domain to "exact" (default) or "mra". Prompts longer than ``max_prompt_length``
     tokens are skipped (scored 0, counted). With ``out_dir`` the result is also written by `write_eval`.
+    ``generator`` (a `dualtune.generation` backend, e.g. vLLM; ``model`` may then be None) gets every prompt of
+    a mode in one call; by default ``model`` generates through `HFGenerator`, ``batch_size`` prompts at a time.
     """
     from tqdm.auto import tqdm
 
+    from dualtune.generation.hf import HFGenerator
     from dualtune.prompting.mathcheck import math_checks_since, math_verify_stats
-    from dualtune.training.rollout import generate_completions
 
     stats_before = math_verify_stats()
     budgets = {**DEFAULT_MAX_NEW_TOKENS, **dict(max_new_tokens or {})}
     numeric_metric = dict(numeric_metric or {})
     records, wall = [], {}
-    was_training = model.training
-    model.eval()
+    step = batch_size if generator is None else max(1, len(samples))
+    generator = generator or HFGenerator(model, processor, templates, micro_batch_size=batch_size)
+    was_training = model is not None and model.training
+    if model is not None:
+        model.eval()
     try:
         for mode in modes:
             check_mode(mode)
@@ -202,12 +207,10 @@ def evaluate_model(model, processor, samples: list[dict], modes=MODES, max_new_t
             kept = [i for i, ok in enumerate(fits) if ok]
             outputs: dict[int, dict] = {}
             bar = tqdm(total=len(kept), desc=f"eval {mode}", disable=not progress, leave=False)
-            for lo in range(0, len(kept), batch_size):
-                chunk = kept[lo: lo + batch_size]
-                outs = generate_completions(
-                    model, processor, [samples[i] for i in chunk], mode, num_generations=1,
-                    max_new_tokens=int(budgets[mode]), temperature=1.0, top_p=1.0, do_sample=False,
-                    micro_batch_size=batch_size, templates=templates)
+            for lo in range(0, len(kept), step):
+                chunk = kept[lo: lo + step]
+                outs = generator.generate([samples[i] for i in chunk], mode, n=1, max_new_tokens=int(budgets[mode]),
+                                          temperature=1.0, top_p=1.0, do_sample=False)
                 outputs.update(zip(chunk, outs))
                 bar.update(len(chunk))
             bar.close()
@@ -223,7 +226,8 @@ def evaluate_model(model, processor, samples: list[dict], modes=MODES, max_new_t
                             mode, n_skip, len(samples), max_prompt_length)
             log.info("eval %s: %d samples in %.1fs", mode, len(samples), wall[mode])
     finally:
-        model.train(was_training)
+        if model is not None:
+            model.train(was_training)
     result = EvalResult(records=records, wall_time_s=wall, math_checks=math_checks_since(stats_before))
     if out_dir is not None:
         write_eval(result, out_dir)

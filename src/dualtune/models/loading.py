@@ -34,10 +34,11 @@ def load_processor(path: str, max_pixels: int | None = None, min_pixels: int | N
     processor = AutoProcessor.from_pretrained(path)
     image_processor = getattr(processor, "image_processor", None)
     size = getattr(image_processor, "size", None)
-    # Qwen-VL image processors bound the pixel count by size = {shortest_edge: min, longest_edge: max}.
-    if isinstance(size, dict) and "longest_edge" in size and (max_pixels or min_pixels):
-        image_processor.size = {"shortest_edge": int(min_pixels or size["shortest_edge"]),
-                                "longest_edge": int(max_pixels or size["longest_edge"])}
+    # Qwen-VL image processors bound the pixel count by size = {shortest_edge: min, longest_edge: max}; size is a
+    # dict or (transformers 5) a SizeDict, which supports `in`, [] and rebuilding from keywords alike.
+    if size is not None and "longest_edge" in size and (max_pixels or min_pixels):
+        image_processor.size = type(size)(**{**dict(size), "shortest_edge": int(min_pixels or size["shortest_edge"]),
+                                             "longest_edge": int(max_pixels or size["longest_edge"])})
     processor.tokenizer.padding_side = "left"
     return processor
 

@@ -133,7 +133,8 @@ def build_messages(sample: dict, mode: str, templates: dict | None = None, num_i
 
 def sample_images(sample: dict) -> list:
     """All images of a sample: still images first, then video frames (the prompt order of a sample without
-    `<image k>` markers; `prompt_layout` gives the order for every sample)."""
+    `<image k>` markers; `prompt_layout` gives the order for every sample), as the sample holds them: loaded
+    rows hold lazy references, decoded at use by `dualtune.schema.decode_image`."""
     return list(sample.get("images") or []) + list(sample.get("video") or [])
 
 

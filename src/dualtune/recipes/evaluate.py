@@ -10,6 +10,7 @@ from dualtune.config_checks import check_config, require_data
 from dualtune.data.sources import limit_samples, load_domain
 from dualtune.evaluation.cache import cached_evaluate, eval_key_fields
 from dualtune.evaluation.runner import evaluate_model, write_eval
+from dualtune.generation.base import build_generator, generation_settings
 from dualtune.models.base import resolve_model_path
 from dualtune.models.loading import load_model, load_processor
 from dualtune.utils.runtime import run_dir, seed_everything, stage, task_wrapper
@@ -32,15 +33,24 @@ def run_eval(cfg, model_path: str, samples: list[dict], use_cache: bool, out_dir
     """Evaluate ``model_path`` on ``samples`` in every eval mode; cached by model hash when ``use_cache``.
     ``input_skips`` ({"id", "reason"} of input rows never evaluated) are listed in the written outputs."""
     settings = eval_settings(cfg)
+    backend = generation_settings(cfg)["backend"]
 
     def compute():
         processor = load_processor(model_path, cfg.model.get("max_pixels"), cfg.model.get("min_pixels"))
+        if backend != "hf":  # generation.backend=vllm: an engine on the checkpoint, no HF model loaded
+            with build_generator(cfg, model_path, processor, templates=settings["templates"],
+                                 seed=int(cfg.seed)) as generator:
+                return evaluate_model(None, processor, samples, batch_size=int(cfg.eval.batch_size),
+                                      generator=generator, **settings)
         model = load_model(model_path, cfg.model, for_training=False)
         return evaluate_model(model, processor, samples, batch_size=int(cfg.eval.batch_size), **settings)
 
     if use_cache:
         fields = eval_key_fields(samples, settings["modes"], settings["templates"], settings["max_new_tokens"],
-                                 settings["numeric_metric"])
+                                 settings["numeric_metric"],
+                                 decoding=None if backend == "hf" else {"do_sample": False, "backend": backend})
+        # The pixel limits change every image's token count, so they are part of the key.
+        fields["pixels"] = {"min": cfg.model.get("min_pixels"), "max": cfg.model.get("max_pixels")}
         result = cached_evaluate(cfg.cache_dir, model_path, fields, compute)
     else:
         result = compute()

@@ -189,6 +189,10 @@ def fit_grpo(cfg, model_path: str, processor, train_rows, out_dir: Path) -> Path
     """GRPO from ``model_path`` on the prompts of ``train_rows``; return the saved model dir
     (``out_dir/model``) after writing ``reward_curve.{csv,png}`` into ``out_dir``."""
     out_dir = Path(out_dir)
+    if (cfg.get("generation") or {}).get("backend", "hf") != "hf":
+        log.warning("generation.backend=%s: GRPO rollouts still use the HF path (a colocated vLLM engine with "
+                    "weight sync is not built yet); evaluation and RAP scoring use the configured backend",
+                    cfg.generation.backend)
     algo = grpo_algo_cfg(cfg.algo)
     mode = rollout_mode(cfg.mode)
     budget = generation_budget(algo, cfg.mode)

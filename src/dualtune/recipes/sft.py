@@ -71,7 +71,8 @@ def fit_sft(cfg, model_path: str, processor, train_rows, out_dir: Path, val_rows
     mode = "dual" if len(cfg.mode.train_modes) == 2 else cfg.mode.train_modes[0]
     data = SFTDataModule(processor, train_rows, val_rows, mode=mode, templates=dict(cfg.mode.templates),
                          batch_size=int(algo.batch_size), max_length=int(algo.max_length),
-                         on_overlong="raise" if cfg.get("strict") else algo.on_overlong, seed=int(cfg.seed))
+                         on_overlong="raise" if cfg.get("strict") else algo.on_overlong, seed=int(cfg.seed),
+                         cache_mb=float(algo.get("encoded_cache_mb", 1024)))
     model = load_model(model_path, cfg.model)
     module = SFTModule(model, lr=float(algo.lr), weight_decay=float(algo.weight_decay),
                        warmup_ratio=float(algo.warmup_ratio), scheduler=algo.scheduler,

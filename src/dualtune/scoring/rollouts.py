@@ -85,10 +85,14 @@ def judge(text: str, sample: dict, mode: str) -> tuple[bool, bool, float]:
     return correct, format_ok, released_reward(correct, format_ok)
 
 
-def rollout_cache_key(model_fingerprint: str, template: str, settings: RolloutSettings) -> str:
-    """Cache key: model hash, prompt template, decoding parameters, seed (not M)."""
-    return stable_hash({"model": model_fingerprint, "template": template, "decoding": settings.decoding(),
-                        "v": ROLLOUT_CACHE_VERSION}, length=20)
+def rollout_cache_key(model_fingerprint: str, template: str, settings: RolloutSettings, backend: str = "hf") -> str:
+    """Cache key: model hash, prompt template, decoding parameters, seed (not M), and the generation backend
+    unless it is hf (sampled rollouts of another engine are other draws; hf keys are what they always were)."""
+    payload = {"model": model_fingerprint, "template": template, "decoding": settings.decoding(),
+               "v": ROLLOUT_CACHE_VERSION}
+    if backend != "hf":
+        payload["backend"] = backend
+    return stable_hash(payload, length=20)
 
 
 def batch_seed(seed: int, condition: str, start: int, ids) -> int:
@@ -96,34 +100,35 @@ def batch_seed(seed: int, condition: str, start: int, ids) -> int:
     return int(stable_hash([seed, condition, start, list(ids)]), 16) % (2**31 - 1)
 
 
-class HFRolloutBackend:
-    """Rollouts from a Hugging Face VLM through ``training.rollout.generate_completions``."""
+class GeneratorRolloutBackend:
+    """Rollouts from a `dualtune.generation` backend (``generation.backend: hf | vllm``)."""
 
-    def __init__(self, model, processor, templates=None, micro_batch_size: int = 32):
-        self.model, self.processor = model, processor
-        self.templates, self.micro_batch_size = templates, int(micro_batch_size)
+    def __init__(self, generator):
+        self.generator = generator
 
     def generate(self, samples, condition: str, settings: RolloutSettings, n: int, seed: int) -> list[list[dict]]:
-        """``n`` rollouts per sample as ``{text, token_ids, truncated}``; global RNG state is preserved.
-
-        ``samples`` are the condition's inputs (see :func:`condition_inputs`); ``condition`` is informational.
-        """
-        import torch
-
-        from dualtune.training.rollout import generate_completions
-
-        inputs = list(samples)  # already image-free for the text-only condition (collect_rollouts)
-        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-        # Fork the RNG so that scoring (cached or not) never shifts the training run's random stream.
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            outs = generate_completions(
-                self.model, self.processor, inputs, settings.mode, num_generations=n,
-                max_new_tokens=settings.max_new_tokens, temperature=settings.temperature, top_p=settings.top_p,
-                do_sample=settings.do_sample, micro_batch_size=self.micro_batch_size, templates=self.templates)
+        """``n`` rollouts per sample as ``{text, token_ids, truncated}``, seeded with ``seed``; the caller's global
+        RNG state is preserved. ``samples`` are the condition's inputs (see :func:`condition_inputs`: already
+        image-free for the text-only condition); ``condition`` is informational."""
+        inputs = list(samples)
+        outs = self.generator.generate(
+            inputs, settings.mode, n=n, max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
+            top_p=settings.top_p, do_sample=settings.do_sample, seed=seed)
         rollouts = [{"text": o["completion_text"], "token_ids": o["completion_ids"].tolist(),
                      "truncated": bool(o["truncated"])} for o in outs]
         return [rollouts[i * n:(i + 1) * n] for i in range(len(inputs))]
+
+
+class HFRolloutBackend(GeneratorRolloutBackend):
+    """Rollouts from a Hugging Face VLM through ``training.rollout.generate_completions`` (`HFGenerator`: the
+    global torch RNG is forked and seeded per call, so scoring never shifts a training run's random stream)."""
+
+    def __init__(self, model, processor, templates=None, micro_batch_size: int = 32):
+        from dualtune.generation.hf import HFGenerator
+
+        self.model, self.processor = model, processor
+        self.templates, self.micro_batch_size = templates, int(micro_batch_size)
+        super().__init__(HFGenerator(model, processor, templates, micro_batch_size=self.micro_batch_size))
 
 
 class RolloutCache:

@@ -20,8 +20,9 @@ from dualtune.schema import duplicate_ids
 from dualtune.scoring.attention import AceSettings
 from dualtune.scoring.pipeline import score_samples
 from dualtune.scoring.provenance import ScoringPlan, build_provenance, resolve_store
+from dualtune.generation.base import build_generator, generation_settings
 from dualtune.scoring.rollouts import (
-    HFRolloutBackend, RolloutCache, RolloutSettings, rollout_cache_key, sample_digest)
+    GeneratorRolloutBackend, HFRolloutBackend, RolloutCache, RolloutSettings, rollout_cache_key, sample_digest)
 from dualtune.scoring.selectors import rollouts_for, scoring_needs
 from dualtune.scoring.store import ScoreStore, shard_of
 
@@ -109,9 +110,12 @@ def load_scores(cfg, plan: ScoringPlan, rows: list[dict], backend=None, ace_fn=N
 
     opts = score_settings(cfg)
     path = resolve_model_path(cfg.model, cfg.cache_dir)
+    engine = generation_settings(cfg)["backend"]
     model_info = {"name": cfg.model.name, "path": path, "fingerprint": model_fingerprint(path),
                   "dtype": cfg.model.get("dtype"), "max_pixels": cfg.model.get("max_pixels"),
                   "min_pixels": cfg.model.get("min_pixels")}
+    if engine != "hf":  # scores of another engine's rollouts are other scores (hf provenance is unchanged)
+        model_info["generation_backend"] = engine
     template = str(cfg.mode.templates[plan.rollouts.mode])
     digests = {r["id"]: sample_digest(r) for r in rows}
     if len(digests) != len(rows):
@@ -130,22 +134,35 @@ def load_scores(cfg, plan: ScoringPlan, rows: list[dict], backend=None, ace_fn=N
     this_run = {"wall_s": 0.0, "generated_tokens": 0, "samples": 0}
     if todo:
         start = time.perf_counter()
-        model = None
-        if backend is None:
+        model = generator = None
+        if backend is None and engine != "hf":  # generation.backend=vllm: an engine for the rollouts
+            from dualtune.models.loading import load_processor
+
+            generator = build_generator(cfg, path, load_processor(path, cfg.model.get("max_pixels"),
+                                                                  cfg.model.get("min_pixels")),
+                                        templates=dict(cfg.mode.templates), seed=int(cfg.seed))
+            backend = GeneratorRolloutBackend(generator)
+            if plan.ace is not None and ace_fn is None:  # ACE reads attention maps: the HF model is loaded too
+                model, processor = _load_model(cfg, path, str(opts["device"]))
+        elif backend is None:
             model, processor = _load_model(cfg, path, str(opts["device"]))
             backend = HFRolloutBackend(model, processor, dict(cfg.mode.templates), opts["micro_batch_size"])
-            if plan.ace is not None and ace_fn is None:
-                from dualtune.scoring.attention import ace_for_rollouts
+        if model is not None and plan.ace is not None and ace_fn is None:
+            from dualtune.scoring.attention import ace_for_rollouts
 
-                def ace_fn(items):
-                    """ACE results of (sample, completion ids) items with the loaded model."""
-                    return ace_for_rollouts(model, processor, items, plan.rollouts.mode, plan.ace,
-                                            dict(cfg.mode.templates))
+            def ace_fn(items):
+                """ACE results of (sample, completion ids) items with the loaded model."""
+                return ace_for_rollouts(model, processor, items, plan.rollouts.mode, plan.ace,
+                                        dict(cfg.mode.templates))
         cache = RolloutCache(opts["rollout_cache_dir"] or Path(cfg.cache_dir) / "rollouts",
-                             rollout_cache_key(model_info["fingerprint"], template, plan.rollouts))
+                             rollout_cache_key(model_info["fingerprint"], template, plan.rollouts, engine))
         cache.load({r["id"]: digests[r["id"]] for r in todo})
-        this_run = score_samples(todo, plan, backend, cache, store, ace_fn=ace_fn, batch_size=int(opts["batch_size"]),
-                                 shard_id=shard, on_batch=on_batch)
+        try:
+            this_run = score_samples(todo, plan, backend, cache, store, ace_fn=ace_fn,
+                                     batch_size=int(opts["batch_size"]), shard_id=shard, on_batch=on_batch)
+        finally:
+            if generator is not None:
+                generator.close()
         this_run["wall_s_incl_load"] = time.perf_counter() - start
         if model is not None:
             del model, backend

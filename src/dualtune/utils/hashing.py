@@ -7,6 +7,8 @@ import hashlib
 import json
 import subprocess
 
+from dualtune.utils.image_refs import ImageRef
+
 
 def stable_hash(obj, length: int = 16) -> str:
     """SHA-256 of the canonical JSON of ``obj`` (sorted keys), truncated to ``length`` hex chars."""
@@ -34,8 +36,11 @@ def image_digest(img) -> str:
     """SHA-256 of an image's content, cheap enough to key caches by.
 
     A PIL image: its mode, size and raw pixel bytes. A ``datasets`` image dict ``{"bytes", "path"}``:
-    its encoded bytes, else the bytes of the file at ``path``; a plain string is a file path.
+    its encoded bytes, else the bytes of the file at ``path``; a plain string is a file path; a lazy
+    `dualtune.utils.image_refs.ImageRef`: the encoded image it points to (read for hashing, not kept).
     """
+    if isinstance(img, ImageRef):
+        img = img.encoded()
     h = hashlib.sha256()
     if hasattr(img, "tobytes") and hasattr(img, "mode") and hasattr(img, "size"):  # a PIL image
         h.update(f"pil|{img.mode}|{img.size[0]}x{img.size[1]}|".encode())

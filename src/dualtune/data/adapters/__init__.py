@@ -6,9 +6,11 @@ An adapter module defines:
 * ``SOURCE`` (str): where the format was taken from (dataset card, repository, the evaluators that load
   it, e.g. lmms-eval / VLMEvalKit task code) and the choices made where they were ambiguous;
 * ``to_sample(row: dict, ctx: AdapterContext) -> dict``: one published row -> one schema row. Image
-  columns arrive undecoded (``{"bytes", "path"}`` dicts, or paths relative to ``ctx.root``) and may be
-  passed on as such: the validator decodes them row by row, so a corrupt image is a counted skip naming
-  the row. Raise `SkipRow` (with a reason) for a row the benchmark itself excludes or that cannot be
+  columns arrive undecoded: lazy `dualtune.utils.image_refs.ImageRef` s into the ``load_dataset`` cache
+  (for ``Image``, image-list and raw ``binary`` columns; a null cell is None, an empty one ``{"bytes": None,
+  "path": None}`` or ``b""``), or paths relative to ``ctx.root``; pass them on as such (never read or decode
+  them here, so images stay out of memory): the validator decodes them row by row, so a corrupt image is a
+  counted skip naming the row. Raise `SkipRow` (with a reason) for a row the benchmark itself excludes or that cannot be
   mapped; the loader counts and logs it with the row's id. Scoring rules that differ from the default
   answer-type scoring go into ``meta["scoring"]`` (`dualtune.prompting.rules`);
 * optionally ``REQUIRED_COLUMNS`` (tuple of str): columns every published row has; a dataset in another

@@ -30,6 +30,7 @@ import re
 
 from dualtune.data.adapters import AdapterContext, SkipRow
 from dualtune.schema import OPTION_LETTERS
+from dualtune.utils.image_refs import ImageRef
 
 REQUIRED_COLUMNS = ("idx", "type", "task", "question", "choices", "answer", "source")
 TASKS = {"Count": "2D", "Relation": "2D", "Depth": "3D", "Distance": "3D"}
@@ -46,9 +47,10 @@ def _choices(row: dict) -> list[str]:
 
 
 def _image(row: dict, ctx: AdapterContext):
-    """The question's image as stored (``{"bytes", "path"}``), else ``filename`` inside the snapshot."""
+    """The question's image as stored (a lazy `ImageRef` or ``{"bytes", "path"}``), else ``filename`` inside
+    the snapshot."""
     image = row.get("image")
-    if isinstance(image, dict) and (image.get("bytes") or image.get("path")):
+    if isinstance(image, ImageRef) or (isinstance(image, dict) and (image.get("bytes") or image.get("path"))):
         return image
     if row.get("filename"):
         return {"bytes": None, "path": ctx.resolve(str(row["filename"]))}

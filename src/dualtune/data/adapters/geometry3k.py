@@ -31,6 +31,7 @@ from dualtune.data.adapters import AdapterContext, SkipRow
 from dualtune.data.adapters.training_sets import (
     answer_kind, image_ref, list_field, option_choice, subtask_of, text_field)
 from dualtune.schema import OPTION_LETTERS
+from dualtune.utils.image_refs import ImageRef
 
 REQUIRED_COLUMNS = ("id", "problem", "answer", "images")
 FORMATS = ("free_form", "choice")
@@ -38,7 +39,7 @@ FORMATS = ("free_form", "choice")
 
 def _images(row: dict, ctx: AdapterContext) -> list:
     images = row.get("images")
-    if isinstance(images, dict) or isinstance(images, (str, bytes)):  # one image stored bare
+    if isinstance(images, (dict, str, bytes, ImageRef)):  # one image stored bare
         images = [images]
     if not isinstance(images, list):
         raise SkipRow(f"column 'images' is {type(images).__name__}, expected a list of images")

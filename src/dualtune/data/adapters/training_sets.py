@@ -27,6 +27,7 @@ from typing import Iterable
 from dualtune.data.adapters import AdapterContext, SkipRow
 from dualtune.prompting.numbers import parse_number
 from dualtune.schema import OPTION_LETTERS
+from dualtune.utils.image_refs import ImageRef
 
 LETTERS = OPTION_LETTERS[:10]  # A-J: more inline options than that are not options
 _MARKER = re.compile(r"(?<![A-Za-z0-9_$\\])(?:[(（]([A-J])[)）]|([A-J])[.:：、．)])", re.M)
@@ -197,8 +198,11 @@ def subtask_of(row: dict, ctx: AdapterContext, fields=SUBTASK_FIELDS, fallback: 
 
 
 def image_ref(value, ctx: AdapterContext, column: str):
-    """One image as the validator takes it: raw bytes or a ``{"bytes", "path"}`` dict as stored, or a path
-    (``file://`` stripped) inside the snapshot. Anything else is a SkipRow naming the column."""
+    """One image as the validator takes it: a lazy `ImageRef` (how the loader hands over stored images), raw
+    bytes or a ``{"bytes", "path"}`` dict as stored, or a path (``file://`` stripped) inside the snapshot.
+    Anything else is a SkipRow naming the column."""
+    if isinstance(value, ImageRef):
+        return value
     if isinstance(value, (bytes, bytearray)):
         return {"bytes": bytes(value), "path": None}
     if isinstance(value, dict) and (value.get("bytes") or value.get("path")):

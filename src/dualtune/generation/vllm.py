@@ -1,0 +1,190 @@
+"""The vLLM backend (``generation.backend=vllm``): the reference's prompts, images and decoding rules on a vLLM engine.
+
+Runs in the vLLM environment only (``make vllm-env``; vLLM pins its own torch). What makes it match the HF
+reference (``training.rollout.generate_completions``):
+
+* the prompt is the same chat-formatted text (``data.encoding.prompt_and_images``) with the same images, in
+  placeholder order; vLLM's multimodal processor is the checkpoint's HF processor, given the config's
+  ``min_pixels`` / ``max_pixels`` (``mm_processor_kwargs``), so the image placeholders expand to the same count;
+* decoding is explicit: no checkpoint generation defaults (``generation_config="vllm"``), stop on the reference's
+  EOS ids, vision placeholder ids suppressed (bias -inf, as ``suppress_tokens``), repetition penalty 1, no top-k,
+  greedy = temperature 0;
+* the completion keeps its tokens up to and including the first EOS and is decoded with the same tokenizer call.
+
+Sampling: completion g of sample i is seeded with ``seed + i * n + g`` (vLLM gives the n children of a request
+``seed + g``), so a call is reproducible whatever the engine's batching; ``seed=None`` draws from vLLM's own state.
+
+On CPU the engine runs in this process (``in_process``: ``VLLM_ENABLE_V1_MULTIPROCESSING=0``, executor "uni",
+``TORCHDYNAMO_DISABLE=1``) with a KV cache of ``kv_cache_space_gb`` GiB; building the engine resets torch's thread
+count and the global RNG, which are restored afterwards. A script that lets vLLM spawn worker processes needs
+an ``if __name__ == "__main__":`` guard.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
+from types import SimpleNamespace
+
+from dualtune.generation.base import Generator, budget, generation_inputs, per_sample_modes
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def preserved_process_state():
+    """Restore torch's thread count and the global RNGs (torch, numpy, random) on exit."""
+    import numpy as np
+    import torch
+
+    threads = torch.get_num_threads()
+    states = (torch.random.get_rng_state(), np.random.get_state(), random.getstate())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.random.set_rng_state(states[0])
+        np.random.set_state(states[1])
+        random.setstate(states[2])
+
+
+def engine_environment(in_process: bool, kv_cache_space_gb: float | None) -> dict[str, str]:
+    """Environment variables the engine reads at start (set unless the user set them already)."""
+    env = {}
+    if in_process:
+        env.update(VLLM_ENABLE_V1_MULTIPROCESSING="0", TORCHDYNAMO_DISABLE="1")
+    if kv_cache_space_gb is not None:
+        env["VLLM_CPU_KVCACHE_SPACE"] = str(kv_cache_space_gb)
+    return env
+
+
+def _reference_ids(model_path: str, processor) -> tuple[list[int], list[int]]:
+    """``(eos_ids, suppressed_ids)`` exactly as the HF reference derives them from the checkpoint."""
+    from transformers import AutoConfig, GenerationConfig
+
+    from dualtune.training.rollout import eos_token_ids, suppressed_token_ids
+
+    try:
+        generation_config = GenerationConfig.from_pretrained(model_path)
+    except OSError:  # no generation_config.json: the tokenizer's EOS only
+        generation_config = None
+    shim = SimpleNamespace(config=AutoConfig.from_pretrained(model_path), generation_config=generation_config)
+    return eos_token_ids(shim, processor), suppressed_token_ids(shim)
+
+
+def _pil(image):
+    """A PIL image from whatever a sample holds (PIL, ``{"bytes", "path"}``, a path)."""
+    from PIL import Image
+
+    from dualtune.schema import decode_image
+
+    return image if isinstance(image, Image.Image) else decode_image(image)
+
+
+class VLLMGenerator(Generator):
+    """`Generator` on a vLLM engine for the checkpoint at ``model_path`` (one engine per generator)."""
+
+    name = "vllm"
+
+    def __init__(self, model_path, processor, templates=None, *, dtype: str = "float32", min_pixels=None,
+                 max_pixels=None, gpu_memory_utilization: float = 0.5, enforce_eager: bool = True,
+                 max_model_len: int | None = None, max_num_seqs: int | None = None, kv_cache_space_gb=1,
+                 in_process: bool = True, max_images_per_prompt: int = 8, seed: int = 0):
+        for key, value in engine_environment(in_process, kv_cache_space_gb).items():
+            os.environ.setdefault(key, value)
+        from vllm import LLM
+
+        self.model_path, self.processor, self.templates = str(model_path), processor, templates
+        self.eos_ids, self.suppressed_ids = _reference_ids(self.model_path, processor)
+        pixels = {k: int(v) for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None}
+        kwargs = dict(model=self.model_path, dtype=dtype, seed=int(seed), enforce_eager=bool(enforce_eager),
+                      gpu_memory_utilization=float(gpu_memory_utilization), generation_config="vllm",
+                      mm_processor_kwargs=pixels or None, limit_mm_per_prompt={"image": int(max_images_per_prompt)})
+        if in_process:
+            kwargs["distributed_executor_backend"] = "uni"
+        if max_model_len is not None:
+            kwargs["max_model_len"] = int(max_model_len)
+        if max_num_seqs is not None:
+            kwargs["max_num_seqs"] = int(max_num_seqs)
+        with preserved_process_state():
+            self.llm = LLM(**kwargs)
+        log.info("vLLM engine on %s (%s, pixels %s)", self.model_path, dtype, pixels or "checkpoint default")
+
+    def request(self, sample: dict, mode: str) -> dict:
+        """The engine input of one sample: the reference's prompt text and its images (PIL, placeholder order)."""
+        from dualtune.data.encoding import prompt_and_images
+        from dualtune.prompting.templates import sample_video
+
+        if sample_video(sample) is not None:
+            raise NotImplementedError(f"sample {sample.get('id')!r}: video files are not supported by "
+                                      f"generation.backend=vllm yet; use generation.backend=hf")
+        prompt, images = prompt_and_images(self.processor, sample, mode, self.templates)
+        out = {"prompt": prompt}
+        if images:
+            out["multi_modal_data"] = {"image": [_pil(img) for img in images]}
+        return out
+
+    def sampling_params(self, n: int, max_new_tokens: int, temperature: float, top_p: float, do_sample: bool,
+                        seed: int | None):
+        """vLLM sampling parameters equivalent to the reference's ``generate`` kwargs."""
+        from vllm import SamplingParams
+
+        common = dict(n=int(n), max_tokens=int(max_new_tokens), stop_token_ids=list(self.eos_ids), ignore_eos=False,
+                      repetition_penalty=1.0, top_k=0, min_p=0.0, skip_special_tokens=False, detokenize=False,
+                      logit_bias={i: float("-inf") for i in self.suppressed_ids} or None, seed=seed)
+        if do_sample:
+            return SamplingParams(temperature=float(temperature), top_p=float(top_p), **common)
+        return SamplingParams(temperature=0.0, top_p=1.0, **common)
+
+    def generate(self, samples: Sequence[dict], mode: str | Sequence[str], n: int = 1,
+                 max_new_tokens: int | Mapping = 256, temperature: float = 1.0, top_p: float = 1.0,
+                 do_sample: bool = True, seed: int | None = None, text_only: bool = False) -> list[dict]:
+        """See `Generator.generate`; all samples go to the engine in one call (it batches them itself)."""
+        import torch
+
+        inputs = generation_inputs(samples, text_only)
+        modes = per_sample_modes(inputs, mode)
+        requests = [self.request(s, m) for s, m in zip(inputs, modes)]
+        # vLLM refuses n > 1 when greedy; the n greedy completions of the reference are copies of one.
+        copies, engine_n = (1, int(n)) if do_sample else (int(n), 1)
+        params = [self.sampling_params(engine_n, budget(max_new_tokens, m), temperature, top_p, do_sample,
+                                       None if seed is None else int(seed) + i * int(n))
+                  for i, m in enumerate(modes)]
+        with preserved_process_state():
+            outputs = self.llm.generate(requests, params, use_tqdm=False) if requests else []
+        tokenizer, eos = self.processor.tokenizer, set(self.eos_ids)
+        results = []
+        for i, (sample, out) in enumerate(zip(inputs, outputs)):
+            for completion in [c for c in out.outputs for _ in range(copies)]:
+                ids = list(completion.token_ids)
+                cut = next((k for k, t in enumerate(ids) if t in eos), None)
+                ids = ids if cut is None else ids[: cut + 1]
+                results.append({
+                    "sample_id": sample.get("id"), "sample_index": i, "mode": modes[i],
+                    "prompt_ids": torch.tensor(out.prompt_token_ids, dtype=torch.long),
+                    "completion_ids": torch.tensor(ids, dtype=torch.long),
+                    "completion_text": tokenizer.decode(ids if cut is None else ids[:-1], skip_special_tokens=False),
+                    "truncated": cut is None,
+                })
+        return results
+
+    def close(self) -> None:
+        """Shut the engine down and free its memory (a new engine can be built in this process afterwards)."""
+        import gc
+
+        llm = getattr(self, "llm", None)
+        if llm is None:
+            return
+        self.llm = None
+        engine = getattr(llm, "llm_engine", None)
+        shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
+        if callable(shutdown):
+            shutdown()
+        del llm, engine
+        gc.collect()
+        from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
+
+        cleanup_dist_env_and_memory()
