@@ -89,3 +89,24 @@ def test_a_dataset_in_another_layout_gets_an_error_naming_the_columns(tmp_path, 
     cfg = compose("evaluate", ["domain=mathvista", f"domain.path={other}"])
     with pytest.raises(ValueError, match=r"lacks the columns \['pid', 'question', 'answer', 'question_type', 'answer_type', 'metadata'\].*columns found: \['qid', 'text'\]"):
         load_domain(cfg.domain, tmp_path / "cache")
+
+
+def test_a_changed_or_second_local_snapshot_is_never_served_from_a_stale_cache(tmp_path, hf_datasets_cache):
+    """`datasets` keys a local dir's cache by its name and layout: without dualtune's content key, a second
+    snapshot with the same name, or the same snapshot edited in place, returned the first one's rows."""
+    import time
+
+    first = write_parquet_snapshot(tmp_path / "a" / "MathVista", {"default": {"testmini": ROWS[:1]}}, FEATURES,
+                                   layout="data/{split}-00000-of-00001.parquet")
+    second = write_parquet_snapshot(tmp_path / "b" / "MathVista", {"default": {"testmini": ROWS[1:2]}}, FEATURES,
+                                    layout="data/{split}-00000-of-00001.parquet")
+
+    def ids(path):
+        return [r["id"] for r in load_domain(compose("evaluate", ["domain=mathvista", f"domain.path={path}"]).domain,
+                                             tmp_path / "cache")["test"]]
+
+    assert ids(first) == ["mathvista/1"] and ids(second) == ["mathvista/2"]
+    time.sleep(0.01)
+    write_parquet_snapshot(first, {"default": {"testmini": ROWS[2:3]}}, FEATURES,
+                           layout="data/{split}-00000-of-00001.parquet")  # edited in place
+    assert ids(first) == ["mathvista/3"]

@@ -116,3 +116,16 @@ def test_accuracy_reward_uses_the_configured_numeric_metric():
     cols = {"answer": ["10", "10"], "answer_type": ["number"] * 2, "domain": ["math", "spatial"]}
     assert funcs[0](["<answer>9</answer>"] * 2, **cols) == [pytest.approx(0.8), 0.0]
     assert reward_name(funcs[0]) == "accuracy"
+
+
+def test_accuracy_reward_applies_the_samples_scoring_rules():
+    """Rewards score as evaluation does, per-sample rules included (a published dataset's meta.scoring)."""
+    import json
+
+    from dualtune.training.rewards import accuracy_reward
+
+    meta = [json.dumps({"scoring": {"precision": 1}}), json.dumps({"scoring": {"accepted": ["five"]}})]
+    got = accuracy_reward(["<answer>1.46</answer>", "<answer>five</answer>"], answer=["1.5", "5"],
+                          answer_type=["number", "text"], meta=meta)
+    assert got == [1.0, 1.0]
+    assert accuracy_reward(["<answer>1.46</answer>"], answer=["1.5"], answer_type=["number"]) == [0.0]

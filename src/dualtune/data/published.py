@@ -20,9 +20,29 @@ from omegaconf import OmegaConf
 
 from dualtune.data.adapters import AdapterContext, SkipRow, get_adapter
 from dualtune.data.arrow_rows import lazy_rows
+from dualtune.utils.hashing import stable_hash
 
 log = logging.getLogger(__name__)
 SPLIT_KEYS = ("train", "test")
+
+
+def local_cache_kwargs(path: str) -> dict:
+    """``load_dataset`` keyword arguments that key a LOCAL snapshot's Arrow cache by its content.
+
+    ``datasets`` names the cache of a local directory after the directory's name and layout only, so a
+    second snapshot with the same name (or the same snapshot edited in place) silently returned the first
+    one's rows. Here the cache dir is keyed by the absolute path and every file's (relative path, size,
+    mtime): changed data means a new cache. Hub ids keep ``datasets``' own (revision-keyed) cache.
+    """
+    import datasets
+
+    root = Path(path)
+    if not root.is_dir():
+        return {}
+    files = sorted((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
+                   for p in root.rglob("*") if p.is_file() and ".cache" not in p.parts)
+    key = stable_hash({"path": str(root.resolve()), "files": files}, length=16)
+    return {"cache_dir": str(Path(datasets.config.HF_DATASETS_CACHE) / "dualtune-local" / key)}
 
 
 def read_hf_split(path: str, subset: str | None, split: str) -> Iterable[dict]:
@@ -32,7 +52,7 @@ def read_hf_split(path: str, subset: str | None, split: str) -> Iterable[dict]:
     is decoded or held in memory here, and a corrupt one reaches the validator instead of crashing here."""
     import datasets
 
-    return lazy_rows(datasets.load_dataset(path, name=subset, split=split))
+    return lazy_rows(datasets.load_dataset(path, name=subset, split=split, **local_cache_kwargs(path)))
 
 
 def check_layout(rows: Iterable[dict], required, where: str, adapter: str) -> Iterator[dict]:

@@ -33,7 +33,9 @@ def _load_hf(hf_cfg):
     path = str(hf_cfg.path)
     if Path(path).is_dir() and (Path(path) / "dataset_dict.json").exists():
         return _load_saved_dict(Path(path))
-    return datasets.load_dataset(path, hf_cfg.get("name"))
+    from dualtune.data.published import local_cache_kwargs
+
+    return datasets.load_dataset(path, hf_cfg.get("name"), **local_cache_kwargs(path))
 
 
 def _load_saved_dict(path: Path):

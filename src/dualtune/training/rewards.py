@@ -39,22 +39,25 @@ def _column(values, name: str, size: int, default=None) -> list:
 
 def accuracy_reward(completions: list[str], answer: Sequence[str], answer_type: Sequence[str],
                     options: Sequence | None = None, domain: Sequence[str] | None = None,
-                    numeric_metric: Mapping[str, str] | None = None, **_columns) -> list[float]:
+                    numeric_metric: Mapping[str, str] | None = None, meta: Sequence | None = None,
+                    **_columns) -> list[float]:
     """Score of each completion's extracted answer against the gold ``answer``, in [0, 1].
 
     Uses the evaluation extractor/scorer (`score_output`) with the evaluation's per-domain numeric
     metric: ``numeric_metric`` maps a sample's ``domain`` to "exact" (the default) or "mra" (VSI-Bench
     mean relative accuracy, a dense reward); None means ``DEFAULT_NUMERIC_METRIC``. The GRPO recipe
-    passes ``domain.numeric_metric``, so rewards and evaluation score numbers the same way.
+    passes ``domain.numeric_metric``, so rewards and evaluation score numbers the same way; a sample's
+    own scoring rules (``meta["scoring"]``: precision, accepted golds, multi-letter, metric) apply too.
     """
     n = len(completions)
     answers, types = _column(answer, "answer", n), _column(answer_type, "answer_type", n)
     option_lists = _column(options, "options", n)
     domains = _column(domain, "domain", n, default="")
+    metas = _column(meta, "meta", n, default="{}")
     rewards = []
-    for text, gold, kind, opts, dom in zip(completions, answers, types, option_lists, domains):
+    for text, gold, kind, opts, dom, info in zip(completions, answers, types, option_lists, domains, metas):
         metric = (DEFAULT_NUMERIC_METRIC if numeric_metric is None else numeric_metric).get(dom, "exact")
-        sample = {"answer": gold, "answer_type": kind, "options": list(opts or [])}
+        sample = {"answer": gold, "answer_type": kind, "options": list(opts or []), "meta": info or "{}"}
         rewards.append(float(score_output(text, sample, numeric_metric=metric)[1]))
     return rewards
 
