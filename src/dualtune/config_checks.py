@@ -78,7 +78,7 @@ EVALUATE = {"checkpoint": text(null=True), "limit": integer(1, null=True)}
 TRAIN = {"init_from": text(null=True), "ckpt_path": text(null=True), "curation_tie_route": choice(*ROUTES),
          "logger.name": choice(*LOGGERS), "trainer.log_every_n_steps": integer(1),
          "trainer.accelerator": choice("cpu", "gpu", "cuda", "mps", "tpu", "auto"), "algo.name": choice(*ALGOS),
-         "trainer.checkpoint_every_n_steps": integer(0), "trainer.log_batch_ids": boolean()}
+         "trainer.checkpoint_every_n_steps": integer(0), "trainer.num_nodes": integer(1), "trainer.log_batch_ids": boolean()}
 OPTIM = {  # relative to the algo node (cfg.algo, or cfg.algo.grpo for sft_then_grpo)
     "lr": number(0, lo_open=True), "weight_decay": number(0), "vision_lr_scale": number(0),
     "warmup_ratio": number(0, 1), "scheduler": choice("constant", "cosine"), "epochs": integer(0),

@@ -42,7 +42,8 @@ def build_trainer(cfg, out_dir: Path, logger=None, max_epochs=None, max_steps=No
     ckpt = ResumeCheckpoint(out_dir / "checkpoints", int(t.get("checkpoint_every_n_steps", 0)), steps_per_unit)
     extra = [BatchLog(out_dir / "batch_ids.jsonl")] if t.get("log_batch_ids", False) else []
     return L.Trainer(
-        accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision,
+        accelerator=t.accelerator, devices=t.devices, num_nodes=int(t.get("num_nodes", 1)), strategy=t.strategy,
+        precision=t.precision,
         max_epochs=max_epochs, max_steps=max_steps,
         accumulate_grad_batches=cfg.algo.get("accumulate_grad_batches", 1),
         log_every_n_steps=t.log_every_n_steps, logger=logger if logger is not None else False,
