@@ -146,6 +146,15 @@ def test_sampling_shape_and_seeding(backends):
     assert _rows(alone) == _rows(first[:4])
 
 
+def test_seeded_sampling_of_many_image_prompts(backends):
+    """Enough image prompts that the scheduler splits prefills: with chunked prefill vLLM rewinds each seeded
+    request's generator, which a CPU torch Generator cannot do (it crashed RAP-sized calls before)."""
+    _, engine, _, _ = backends
+    samples = [dict(s, id=f"{s['id']}_{k}") for k in range(24) for s in _samples()[:3]]
+    out = engine.generate(samples, "cot", n=5, max_new_tokens=4, do_sample=True, seed=5)
+    assert len(out) == 5 * len(samples) and all(len(o["completion_ids"]) >= 1 for o in out)
+
+
 def _evaluate_overrides(ckpt, cache_dir, out) -> list[str]:
     """A small lab evaluation of the sharpened tiny checkpoint at the config's (non-default) pixel limit."""
     return [f"checkpoint={ckpt}", f"cache_dir={cache_dir}", f"output_dir={out}", *TEST_MODEL_OVERRIDES, *VLLM_TINY,

@@ -132,6 +132,7 @@ GENERATION = {  # conf/generation/ (dualtune.generation)
     "generation.backend": choice("hf", "vllm"), "generation.vllm.gpu_memory_utilization": FRACTION,
     "generation.vllm.enforce_eager": boolean(), "generation.vllm.max_model_len": integer(1, null=True),
     "generation.vllm.max_num_seqs": integer(1, null=True), "generation.vllm.dtype": choice(*DTYPES, null=True),
+    "generation.vllm.enable_chunked_prefill": boolean(null=True),
     "generation.vllm.kv_cache_space_gb": number(0, lo_open=True, null=True), "generation.vllm.in_process": boolean(),
     "generation.vllm.max_images_per_prompt": integer(1),
 }

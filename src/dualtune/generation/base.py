@@ -22,7 +22,8 @@ COMPLETION_KEYS = ("sample_id", "sample_index", "mode", "prompt_ids", "completio
                    "truncated")
 # vLLM engine settings (conf/generation/hf.yaml, block ``vllm``) and their defaults.
 VLLM_DEFAULTS = {"gpu_memory_utilization": 0.5, "enforce_eager": True, "max_model_len": None, "max_num_seqs": None,
-                 "dtype": None, "kv_cache_space_gb": 1, "in_process": True, "max_images_per_prompt": 8}
+                 "dtype": None, "kv_cache_space_gb": 1, "in_process": True, "max_images_per_prompt": 8,
+                 "enable_chunked_prefill": None}
 
 
 class Generator(abc.ABC):

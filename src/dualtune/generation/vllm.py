@@ -84,6 +84,13 @@ def _pil(image):
     return image if isinstance(image, Image.Image) else decode_image(image)
 
 
+def _cuda_available() -> bool:
+    """True when torch sees a CUDA device (vLLM's GPU flavour)."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
 class VLLMGenerator(Generator):
     """`Generator` on a vLLM engine for the checkpoint at ``model_path`` (one engine per generator)."""
 
@@ -92,7 +99,8 @@ class VLLMGenerator(Generator):
     def __init__(self, model_path, processor, templates=None, *, dtype: str = "float32", min_pixels=None,
                  max_pixels=None, gpu_memory_utilization: float = 0.5, enforce_eager: bool = True,
                  max_model_len: int | None = None, max_num_seqs: int | None = None, kv_cache_space_gb=1,
-                 in_process: bool = True, max_images_per_prompt: int = 8, seed: int = 0):
+                 in_process: bool = True, max_images_per_prompt: int = 8, seed: int = 0,
+                 enable_chunked_prefill: bool | None = None):
         for key, value in engine_environment(in_process, kv_cache_space_gb).items():
             os.environ.setdefault(key, value)
         from vllm import LLM
@@ -109,6 +117,13 @@ class VLLMGenerator(Generator):
             kwargs["max_model_len"] = int(max_model_len)
         if max_num_seqs is not None:
             kwargs["max_num_seqs"] = int(max_num_seqs)
+        # vLLM rewinds a seeded request's generator after a partial (chunked) prefill, which a CPU torch
+        # Generator cannot do ("CPU Generator does not use offset"): seeded sampling of many image prompts
+        # crashed on CPU. Off by default without CUDA; vLLM's own default on GPU.
+        if enable_chunked_prefill is None and not _cuda_available():
+            enable_chunked_prefill = False
+        if enable_chunked_prefill is not None:
+            kwargs["enable_chunked_prefill"] = bool(enable_chunked_prefill)
         with preserved_process_state():
             self.llm = LLM(**kwargs)
         log.info("vLLM engine on %s (%s, pixels %s)", self.model_path, dtype, pixels or "checkpoint default")
