@@ -50,6 +50,15 @@ def write_parquet_snapshot(root: Path, configs: dict[str, dict[str, list[dict]]]
     return root
 
 
+DATA_LAYOUT = "data/{split}-00000-of-00001.parquet"  # a single-config hub repo's shards (config "default")
+
+
+def write_default_snapshot(root: Path, splits: dict[str, list[dict]], features=None) -> Path:
+    """A single-config hub snapshot (`write_parquet_snapshot` with config ``default`` at `DATA_LAYOUT`):
+    ``splits`` maps split -> rows as published."""
+    return write_parquet_snapshot(root, {"default": splits}, features, layout=DATA_LAYOUT)
+
+
 def evaluate_snapshot(tmp_path: Path, domain: str, snapshot, ckpt: str, *overrides: str):
     """``evaluate.py domain=<domain> domain.path=<snapshot> checkpoint=<ckpt>`` (plus ``overrides``) with short
     generations, writing under ``tmp_path``; returns (the EvalResult, predictions.jsonl as a DataFrame, its

@@ -13,7 +13,7 @@ from dualtune.data.sources import load_domain
 from dualtune.prompting.answers import score_output
 from dualtune.schema import decode_image
 from tests.conftest import compose
-from tests.published import png_bytes, write_parquet_snapshot
+from tests.published import png_bytes, write_default_snapshot
 
 FEATURES = Features({"images": Sequence(Image()), "problem": Value("string"), "answer": Value("string"),
                      "id": Value("int64"), "choices": Sequence(Value("string")), "ground_truth": Value("string")})
@@ -39,9 +39,8 @@ VALIDATION = [_row(2101, "Find the perimeter.", "60", ["30", "45", "60", "90"], 
 def _snapshot(tmp_path, train=TRAIN, features=FEATURES, name="geometry3k"):
     # A distinct directory name per snapshot: `datasets` caches a local parquet dataset under the directory's
     # name and its files' relative paths, so two same-named snapshots written together would share a cache.
-    return write_parquet_snapshot(tmp_path / name, {"default": {"train": train, "validation": VALIDATION,
-                                                                "test": TEST}},
-                                  features, layout="data/{split}-00000-of-00001.parquet")
+    return write_default_snapshot(tmp_path / name, {"train": train, "validation": VALIDATION, "test": TEST},
+                                  features)
 
 
 def test_published_rows_map_to_schema_with_easyr1_rules(tmp_path, hf_datasets_cache):

@@ -11,7 +11,7 @@ from dualtune.data.sources import load_domain
 from dualtune.prompting.answers import score_output
 from dualtune.schema import decode_image
 from tests.conftest import compose
-from tests.published import evaluate_snapshot, png_bytes, write_parquet_snapshot
+from tests.published import evaluate_snapshot, png_bytes, write_default_snapshot
 
 FEATURES = Features({
     "pid": Value("string"), "question": Value("string"), "image": Value("string"), "decoded_image": Image(),
@@ -48,8 +48,7 @@ ROWS = [
 
 
 def _snapshot(tmp_path):
-    return write_parquet_snapshot(tmp_path / "MathVista", {"default": {"testmini": ROWS}}, FEATURES,
-                                  layout="data/{split}-00000-of-00001.parquet")
+    return write_default_snapshot(tmp_path / "MathVista", {"testmini": ROWS}, FEATURES)
 
 
 def test_published_rows_map_to_schema_with_official_rules(tmp_path, hf_datasets_cache, caplog):
@@ -84,8 +83,7 @@ def test_evaluate_cli_path_on_the_snapshot(tmp_path, hf_datasets_cache, random_t
 def test_a_dataset_in_another_layout_gets_an_error_naming_the_columns(tmp_path, hf_datasets_cache):
     import pytest
 
-    other = write_parquet_snapshot(tmp_path / "Other", {"default": {"testmini": [{"qid": "1", "text": "q"}]}},
-                                   layout="data/{split}-00000-of-00001.parquet")
+    other = write_default_snapshot(tmp_path / "Other", {"testmini": [{"qid": "1", "text": "q"}]})
     cfg = compose("evaluate", ["domain=mathvista", f"domain.path={other}"])
     with pytest.raises(ValueError, match=r"lacks the columns \['pid', 'question', 'answer', 'question_type', 'answer_type', 'metadata'\].*columns found: \['qid', 'text'\]"):
         load_domain(cfg.domain, tmp_path / "cache")
@@ -96,10 +94,8 @@ def test_a_changed_or_second_local_snapshot_is_never_served_from_a_stale_cache(t
     snapshot with the same name, or the same snapshot edited in place, returned the first one's rows."""
     import time
 
-    first = write_parquet_snapshot(tmp_path / "a" / "MathVista", {"default": {"testmini": ROWS[:1]}}, FEATURES,
-                                   layout="data/{split}-00000-of-00001.parquet")
-    second = write_parquet_snapshot(tmp_path / "b" / "MathVista", {"default": {"testmini": ROWS[1:2]}}, FEATURES,
-                                    layout="data/{split}-00000-of-00001.parquet")
+    first = write_default_snapshot(tmp_path / "a" / "MathVista", {"testmini": ROWS[:1]}, FEATURES)
+    second = write_default_snapshot(tmp_path / "b" / "MathVista", {"testmini": ROWS[1:2]}, FEATURES)
 
     def ids(path):
         return [r["id"] for r in load_domain(compose("evaluate", ["domain=mathvista", f"domain.path={path}"]).domain,
@@ -107,6 +103,5 @@ def test_a_changed_or_second_local_snapshot_is_never_served_from_a_stale_cache(t
 
     assert ids(first) == ["mathvista/1"] and ids(second) == ["mathvista/2"]
     time.sleep(0.01)
-    write_parquet_snapshot(first, {"default": {"testmini": ROWS[2:3]}}, FEATURES,
-                           layout="data/{split}-00000-of-00001.parquet")  # edited in place
+    write_default_snapshot(first, {"testmini": ROWS[2:3]}, FEATURES)  # edited in place
     assert ids(first) == ["mathvista/3"]

@@ -13,7 +13,7 @@ from dualtune.data.sources import load_domain
 from dualtune.prompting.answers import score_output
 from dualtune.schema import decode_image
 from tests.conftest import compose
-from tests.published import png_bytes, write_parquet_snapshot
+from tests.published import png_bytes, write_default_snapshot
 from tests.trainsets import run_score_and_train, write_jsonl, write_png
 
 PREFIX = "file:///inspire/hdd/global_user/x/mengfanqing/OpenRLHF-InternVL/dataset/report_data/"
@@ -91,8 +91,7 @@ def test_mmk12_parquet_layout_uses_subject_as_subtask(tmp_path, hf_datasets_cach
     rows = [{"id": "p1", "subject": "physics", "question": "<image>Which force is larger? A. F1 B. F2",
              "answer": "A", "image": img},
             {"id": "m1", "subject": "math", "question": "<image>Compute the area.", "answer": "12", "image": img}]
-    snap = write_parquet_snapshot(tmp_path / "MMK12", {"default": {"train": rows}}, features,
-                                  layout="data/{split}-00000-of-00001.parquet")
+    snap = write_default_snapshot(tmp_path / "MMK12", {"train": rows}, features)
     data = load_domain(compose("score", ["domain=mm_eureka", f"domain.path={snap}"]).domain, tmp_path / "cache")
     got = {r["id"]: (r["subtask"], r["answer_type"], r["answer"], r["options"], r["source"]) for r in data["train"]}
     assert got == {"mm_eureka/p1": ("physics", "choice", "A", ["F1", "F2"], "FanqingM/MMK12"),

@@ -160,3 +160,17 @@ def test_evaluate_cli_path_on_the_snapshot(tmp_path, hf_datasets_cache, random_t
     skipped = preds[preds["status"] != "evaluated"]  # every input row is listed, skips with their reason
     assert sorted(skipped["id"]) == ["validation_History_2", "validation_History_3", "validation_History_4"]
     assert {r["subtask"] for r in result.per_subtask()} == {"Accounting", "Math", "History"}
+
+
+def test_list_columns_nested_too_deep_are_counted_skips_not_crashes():
+    """A list column stored as text goes through one parser (`training_sets.literal_value`) for MMMU and the
+    training sets; a string nested too deep to parse (``json.loads`` raised RecursionError) is a SkipRow."""
+    from dualtune.data.adapters.mmmu import parse_list_column
+    from dualtune.data.adapters.training_sets import list_field
+
+    deep = "[" * 100_000
+    with pytest.raises(SkipRow, match="column 'choices' is a string that holds no list"):
+        list_field({"choices": deep}, "choices")
+    with pytest.raises(SkipRow, match="options is not a Python list literal"):
+        parse_list_column(deep, "options")
+    assert list_field({"choices": '["1", "2"]'}, "choices") == parse_list_column("['1', '2']", "options") == ["1", "2"]

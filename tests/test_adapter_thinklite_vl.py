@@ -11,7 +11,7 @@ from datasets import Dataset, Features, Image, Sequence, Value
 from dualtune.data.sources import load_domain
 from dualtune.schema import decode_image
 from tests.conftest import compose
-from tests.published import png_bytes, write_parquet_snapshot
+from tests.published import png_bytes, write_default_snapshot
 from tests.trainsets import run_score_and_train
 
 FEATURES_70K = Features({"id": Value("string"), "problem": Value("string"), "answer": Value("string"),
@@ -33,8 +33,7 @@ ROWS_70K = [
 
 
 def _snapshot_70k(tmp_path):
-    return write_parquet_snapshot(tmp_path / "ThinkLite-VL-70k", {"default": {"train": ROWS_70K}}, FEATURES_70K,
-                                  layout="data/{split}-00000-of-00001.parquet")
+    return write_default_snapshot(tmp_path / "ThinkLite-VL-70k", {"train": ROWS_70K}, FEATURES_70K)
 
 
 def test_70k_rows_map_with_per_row_answer_types(tmp_path, hf_datasets_cache, caplog):

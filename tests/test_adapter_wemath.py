@@ -12,7 +12,7 @@ from dualtune.data.sources import load_domain
 from dualtune.prompting.answers import score_output
 from dualtune.schema import decode_image
 from tests.conftest import compose
-from tests.published import evaluate_snapshot, png_bytes, write_parquet_snapshot
+from tests.published import evaluate_snapshot, png_bytes, write_default_snapshot
 
 FEATURES = Features({
     "ID": Value("string"), "split": Value("string"), "knowledge concept": Value("string"),
@@ -45,8 +45,7 @@ ROWS = [
 
 
 def _snapshot(tmp_path, rows=ROWS):
-    return write_parquet_snapshot(tmp_path / "We-Math", {"default": {"testmini": rows}}, FEATURES,
-                                  layout="data/{split}-00000-of-00001.parquet")
+    return write_default_snapshot(tmp_path / "We-Math", {"testmini": rows}, FEATURES)
 
 
 def test_published_rows_map_to_schema_with_official_rules(tmp_path, hf_datasets_cache, caplog):
@@ -91,8 +90,7 @@ def test_option_column_must_be_a_string(tmp_path, hf_datasets_cache, caplog):
     """A list-typed ``option`` column (not the published string) is named, never split into characters."""
     features = Features({**FEATURES, "option": [Value("string")]})
     row = dict(_row(1, "2steps_1", "2steps_1"), option=["A. 1", "B. 2"])
-    snapshot = write_parquet_snapshot(tmp_path / "bad", {"default": {"testmini": [row, row | {"key": "2steps_2"}]}},
-                                      features, layout="data/{split}-00000-of-00001.parquet")
+    snapshot = write_default_snapshot(tmp_path / "bad", {"testmini": [row, row | {"key": "2steps_2"}]}, features)
     with caplog.at_level("WARNING"):
         rows = load_domain(compose("evaluate", ["domain=wemath", f"domain.path={snapshot}"]).domain,
                            tmp_path / "cache")["test"]

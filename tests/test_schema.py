@@ -95,3 +95,17 @@ def test_ids_shared_by_splits_are_reported_not_dropped(caplog):
     assert warn_split_overlap(splits, name="unit") == ["x1"]
     assert "unit: 1 ids occur in more than one split" in caplog.text and "['x1']" in caplog.text
     assert warn_split_overlap({"train": [good(0)], "test": [good(1)]}) == []
+
+
+def test_sample_meta_is_decoded_in_one_place():
+    """`sample_meta` (the one decoder of a sample's ``meta``, re-exported by `dualtune.data.sources`): a blank
+    string is {}, a JSON value that is not an object is an error naming the sample."""
+    from dualtune.data.sources import sample_meta as reexported
+    from dualtune.prompting.templates import sample_video
+    from dualtune.schema import sample_meta
+
+    assert reexported is sample_meta
+    assert sample_meta({"meta": "  "}) == {} and sample_meta({"meta": {"a": 1}}) == {"a": 1}
+    assert sample_video({"id": "v", "meta": " "}) is None
+    with pytest.raises(ValueError, match="sample 'x1': meta must be a JSON object, found list"):
+        sample_meta({"id": "x1", "meta": "[1, 2]"})

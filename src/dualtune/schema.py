@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from datasets import Features, Image, Sequence, Value
@@ -141,18 +142,26 @@ def _field_problem(row: dict) -> str | None:
     return None
 
 
+def sample_meta(sample: dict) -> dict:
+    """The decoded ``meta`` dict of a sample (a JSON string or a mapping; {} when empty); a ValueError naming
+    the sample when it is not a JSON object."""
+    meta = sample.get("meta") or {}
+    if isinstance(meta, str):
+        meta = json.loads(meta) if meta.strip() else {}
+    if not isinstance(meta, Mapping):
+        raise ValueError(f"sample {sample.get('id')!r}: meta must be a JSON object, found {type(meta).__name__}")
+    return dict(meta)
+
+
 def _multi_gold_ok(row: dict, letters: str) -> bool:
     """True for a choice gold that is a set of option letters ("A, C") under the ``multi`` scoring rule
     (``meta["scoring"]``, see `dualtune.prompting.rules`)."""
-    meta = row.get("meta") or {}
     try:
-        meta = json.loads(meta) if isinstance(meta, str) else dict(meta)
+        rules = sample_meta(row).get("scoring") or {}
     except ValueError:
         return False
-    if not isinstance(meta, dict):
-        return False
     parts = str(row.get("answer")).split(",")
-    return bool((meta.get("scoring") or {}).get("multi")) and all(p.strip() in letters for p in parts)
+    return bool(rules.get("multi")) and all(p.strip() in letters for p in parts)
 
 
 def check_sample(row: dict) -> str | None:

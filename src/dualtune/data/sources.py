@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 
 from dualtune.data.arrow_rows import lazy_rows
 from dualtune.schema import FEATURES, validate_rows, warn_split_overlap
+from dualtune.schema import sample_meta  # noqa: F401  (re-exported: its old home)
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +104,6 @@ def load_domain(domain_cfg, cache_dir, seed: int = 0, strict: bool = False,
         skipped.setdefault(split, []).extend(report.rows)
     warn_split_overlap(out, name=domain_cfg.name)
     return out
-
-
-def sample_meta(sample: dict) -> dict:
-    """The decoded ``meta`` dict of a sample ({} when empty)."""
-    meta = sample.get("meta") or "{}"
-    return json.loads(meta) if isinstance(meta, str) else dict(meta)
 
 
 def limit_samples(samples: list[dict], limit) -> list[dict]:

@@ -18,20 +18,16 @@ by its ``answer_type`` alone. Keys (all optional):
 
 from __future__ import annotations
 
-import json
 import re
 
-from dualtune.schema import OPTION_LETTERS
+from dualtune.schema import OPTION_LETTERS, sample_meta
 
 RULE_KEYS = ("metric", "precision", "accepted", "multi", "judge")
 
 
 def scoring_rules(sample: dict) -> dict:
     """The ``meta["scoring"]`` rules of ``sample`` ({} when none); unknown keys are an error naming them."""
-    meta = sample.get("meta") or {}
-    if isinstance(meta, str):
-        meta = json.loads(meta) if meta.strip() else {}
-    rules = dict(meta.get("scoring") or {})
+    rules = dict(sample_meta(sample).get("scoring") or {})
     unknown = sorted(set(rules) - set(RULE_KEYS))
     if unknown:
         raise ValueError(f"sample {sample.get('id')!r}: unknown scoring rules {unknown}; known: {list(RULE_KEYS)}")

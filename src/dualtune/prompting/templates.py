@@ -64,12 +64,7 @@ def prompt_text(sample: dict, mode: str, templates: dict | None = None) -> str:
 def cot_target_answer(sample: dict) -> str:
     """The answer a CoT target ends with: ``meta["cot_answer"]`` when the rationale concludes differently
     from the DA answer (e.g. a planted corrupted rationale in the lab), else ``answer``."""
-    import json
-
-    meta = sample.get("meta") or {}
-    if isinstance(meta, str):
-        meta = json.loads(meta) if meta.strip() else {}
-    return str(meta.get("cot_answer") or sample["answer"])
+    return str(_meta(sample).get("cot_answer") or sample["answer"])
 
 
 def target_text(sample: dict, mode: str) -> str:
@@ -139,11 +134,10 @@ def sample_images(sample: dict) -> list:
 
 
 def _meta(sample: dict) -> dict:
-    """The decoded ``meta`` dict of a sample ({} when empty)."""
-    import json
+    """The decoded ``meta`` dict of a sample ({} when empty): `dualtune.schema.sample_meta`."""
+    from dualtune.schema import sample_meta
 
-    meta = sample.get("meta") or {}
-    return (json.loads(meta) if meta.strip() else {}) if isinstance(meta, str) else dict(meta)
+    return sample_meta(sample)
 
 
 def sample_video(sample: dict) -> dict | None:

@@ -11,7 +11,8 @@ with ``ast.literal_eval``).
 Choices made here:
 * subtask = the subject (the HF config; for a merged mirror without configs, the subject in the id
   ``validation_<Subject>_<n>``); meta keeps the discipline, subfield, img_type and topic_difficulty.
-* ``options`` is parsed with ``ast.literal_eval``; a column of another type is an error naming it (a
+* ``options`` is parsed as a list literal (``ast.literal_eval``, as the official code; `training_sets.literal_value`
+  also takes JSON); a column of another type is an error naming it (a
   different layout, not a bad row), a string that is not a list of strings is a counted skip.
 * images: the non-empty ``image_k`` columns in order; the question and options keep their ``<image k>``
   markers, renumbered to the sample's image order, and the prompt shows each image at its marker
@@ -32,11 +33,11 @@ Choices made here:
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 
 from dualtune.data.adapters import AdapterContext, SkipRow
+from dualtune.data.adapters.training_sets import literal_value
 from dualtune.schema import OPTION_LETTERS
 
 REQUIRED_COLUMNS = ("id", "question", "options", "answer", "question_type")
@@ -75,8 +76,8 @@ def parse_list_column(value, column: str) -> list[str]:
         raise TypeError(f"MMMU column {column!r} must be a string holding a Python list, found "
                         f"{type(value).__name__}: {value!r:.80}")
     try:
-        parsed = ast.literal_eval(value.strip())
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        parsed = literal_value(value)
+    except ValueError:
         raise SkipRow(f"{column} is not a Python list literal") from None
     if not isinstance(parsed, list) or not all(isinstance(x, (str, int, float)) for x in parsed):
         raise SkipRow(f"{column} is not a list of strings (found {type(parsed).__name__})")

@@ -142,6 +142,17 @@ def option_choice(ctx: AdapterContext, key: str, choices: tuple[str, ...]) -> st
     return value
 
 
+def literal_value(text: str):
+    """The value a JSON or Python literal string holds (a list column published as text: ``'["a", "b"]'``,
+    ``"['a', 'b']"``); a ValueError when it is neither (also for input nested too deep to parse)."""
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            return parse(text.strip())
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            continue
+    raise ValueError(f"not a JSON or Python literal: {text[:40]!r}")
+
+
 def list_field(row: dict, key: str) -> list[str]:
     """``row[key]`` as a list of strings ([] when missing / null). A string holding a JSON or Python list is
     parsed (never split into characters); any other string, or a non-string item, is a SkipRow."""
@@ -150,12 +161,9 @@ def list_field(row: dict, key: str) -> list[str]:
         return []
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = literal_value(value)
         except ValueError:
-            try:
-                value = ast.literal_eval(value)
-            except (ValueError, SyntaxError):
-                raise SkipRow(f"column {key!r} is a string that holds no list: {value[:40]!r}") from None
+            raise SkipRow(f"column {key!r} is a string that holds no list: {value[:40]!r}") from None
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, (str, int, float)) for v in value):
         raise SkipRow(f"column {key!r} is {type(value).__name__}, expected a list of strings")
     return [str(v).strip() for v in value]
