@@ -165,6 +165,28 @@ def test_macro_vs_weighted_aggregates_on_unbalanced_subtasks():
     assert (agg["all"]["n"], agg["all"]["n_subtasks"], agg["A"]["n"]) == (7, 3, 5)
 
 
+def test_eval_aggregates_equal_the_boundary_reports_all_rows():
+    """One definition of macro / weighted: evaluation's aggregates and the boundary report's ALL rows agree,
+    with variants (weighted pools items: A is 1/4, not the variant mean 1/2) and a subtask name shared by
+    two domains (macro over all = mean of 3 subtasks, not 2). Before: 50 vs 25 and 50 vs 33.3."""
+    from dualtune.boundary import boundary_report
+
+    recs = []
+    for sid, domain, subtask, score, variant in [(1, "A", "dir", 1.0, "easy"), (2, "A", "dir", 0.0, "hard"),
+                                                 (3, "A", "dir", 0.0, "hard"), (4, "A", "dir", 0.0, "hard"),
+                                                 (5, "B", "dir", 1.0, None), (6, "B", "cnt", 0.0, None)]:
+        for mode in ("direct", "cot"):
+            recs.append({**_rec(sid, mode, score, domain, subtask), "variant": variant})
+    result = EvalResult.from_records(recs)
+    items = [{**it, "B_S": it["S"], "B_L": it["L"], "DT_S": it["S"], "DT_L": it["L"]} for it in result.to_items()]
+    evaluated = {(r["domain"], r["mode"]): r for r in result.aggregates()}
+    for kind in ("macro", "weighted"):
+        for row in boundary_report(items, n_boot=5, aggregate=kind)["aggregates"]:
+            assert evaluated[(row["domain"], "direct")][kind] == pytest.approx(row["B_S"]), (kind, row["domain"])
+    assert evaluated[("A", "direct")]["weighted"] == pytest.approx(25.0)
+    assert evaluated[("all", "direct")]["macro"] == pytest.approx((50 + 100 + 0) / 3)
+
+
 def test_to_items_pairs_direct_and_cot_scores():
     recs = [_rec("x", "direct", 1), _rec("x", "cot", 0), _rec("y", "cot", 1), _rec("y", "direct", 0)]
     items = {it["id"]: it for it in EvalResult.from_records(recs).to_items()}

@@ -6,7 +6,7 @@ same inside its parent, and the items of a leaf group weigh the same. Kinds:
 * ``weighted`` (default; the lab, and the Dual Tuning paper's CV-Bench ALL row): no grouping, i.e. the
   pooled, sample-weighted mean;
 * ``macro``: the unweighted mean of the subtask accuracies (VSI-Bench's overall and the paper's
-  VSI-Bench / MMMU rows); path (subtask, variant);
+  VSI-Bench / MMMU rows); path ((domain, subtask), variant);
 * ``cvbench``: the Cambrian / CV-Bench official number, path = the item's ``group`` (CV-Bench writes
   ``[type, source]``): ``((ADE20K + COCO) / 2 + Omni3D) / 2``, i.e. the mean of the 2D accuracy (itself
   the mean over its sources) and the 3D accuracy (dataset card; lmms-eval
@@ -19,7 +19,6 @@ and inside ``macro``. Items without variants are plain means, as before.
 """
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 
 import numpy as np
@@ -30,9 +29,9 @@ DEFAULT_AGGREGATE = "weighted"
 
 def item_grouping(sample: dict) -> dict:
     """``{"variant", "group"}`` of a sample, from its ``meta`` (None when absent), for evaluation records."""
-    meta = sample.get("meta") or {}
-    if isinstance(meta, str):
-        meta = json.loads(meta) if meta.strip() else {}
+    from dualtune.schema import sample_meta  # lazy: the boundary CLI stays light (no datasets import)
+
+    meta = sample_meta(sample)
     group = meta.get("group")
     return {"variant": meta.get("variant"), "group": list(group) if group else None}
 
@@ -76,8 +75,8 @@ def aggregate_weights(items: list[dict], kind: str) -> np.ndarray | None:
         raise ValueError(f"unknown aggregate {kind!r}; expected one of {AGGREGATES}")
     if kind == "weighted":
         return None
-    if kind == "macro":
-        paths = [(str(it["subtask"]), it.get("variant") or "") for it in items]
+    if kind == "macro":  # a subtask is (domain, subtask): two domains' "count" rows are two subtasks
+        paths = [((str(it.get("domain", "")), str(it["subtask"])), it.get("variant") or "") for it in items]
     else:
         missing = [it.get("id") for it in items if not it.get("group")]
         if missing:

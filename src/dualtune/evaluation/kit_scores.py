@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import math
 
+from dualtune.prompting.numbers import number_value
+from dualtune.prompting.rules import round_to_precision
+
 CORRECTNESS_FIELDS = ("true_false", "score", "correct", "hit", "acc")
 
 
 def _open_match(candidate, gold) -> bool:
     """MMMU open-question match of one parsed candidate against one gold answer (see :func:`mmmu_score`)."""
-    def number(v):
-        if isinstance(v, bool):
-            return None
-        try:
-            return round(float(str(v).strip().replace(",", "")), 2)
-        except ValueError:
-            return None
+    def number(v):  # commas removed, rounded to 2 decimals as Python's round (MMMU's rule)
+        return None if isinstance(v, bool) else round_to_precision(number_value(str(v).strip()), 2)
     gold_num = number(gold)
     if gold_num is not None:
         return number(candidate) == gold_num

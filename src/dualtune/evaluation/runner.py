@@ -86,26 +86,25 @@ class EvalResult:
         """Per domain and overall (domain ``"all"``): ``{domain, mode, n, n_subtasks, macro, weighted}``.
 
         ``macro`` is the unweighted mean of subtask accuracies (overall: over every subtask of every domain);
-        ``weighted`` pools the samples, so large subtasks count more; ``cvbench`` (only where every record
-        carries a ``group``, e.g. CV-Bench's [type, source]) is the nested mean over it (`dualtune.aggregates`).
+        ``weighted`` pools the samples (every item weighs the same, variants or not), so large subtasks count
+        more; ``cvbench`` (only where every record carries a ``group``, e.g. CV-Bench's [type, source]) is the
+        nested mean over it. All kinds use `dualtune.aggregates`, as the boundary report's ALL rows do.
         """
-        rows = self.per_subtask()
         out = []
-        for domain in sorted({r["domain"] for r in rows}) + [OVERALL]:
+        for domain in sorted({r["domain"] for r in self.records}) + [OVERALL]:
             for mode in self.modes:
-                sel = [r for r in rows if r["mode"] == mode and domain in (OVERALL, r["domain"])]
-                if not sel:
-                    continue
-                n = sum(r["n"] for r in sel)
-                out.append({
-                    "domain": domain, "mode": mode, "n": n, "n_subtasks": len(sel),
-                    "macro": _mean(r["accuracy"] for r in sel),
-                    "weighted": math.fsum(r["accuracy"] * r["n"] for r in sel) / n,
-                })
                 recs = [r for r in self.records if r["mode"] == mode and domain in (OVERALL, r["domain"])]
+                if not recs:
+                    continue
+                scores = [r["score"] for r in recs]
+                # The same weights as the boundary report's ALL rows (one definition: dualtune.aggregates).
+                row = {"domain": domain, "mode": mode, "n": len(recs),
+                       "n_subtasks": len({(r["domain"], r["subtask"]) for r in recs}),
+                       **{kind: weighted_accuracy(scores, aggregate_weights(recs, kind))
+                          for kind in ("macro", "weighted")}}
                 if all(r.get("group") for r in recs):
-                    out[-1]["cvbench"] = weighted_accuracy([r["score"] for r in recs],
-                                                           aggregate_weights(recs, "cvbench"))
+                    row["cvbench"] = weighted_accuracy(scores, aggregate_weights(recs, "cvbench"))
+                out.append(row)
         return out
 
     def to_items(self) -> list[dict]:
