@@ -97,3 +97,15 @@ def test_saved_dataset_with_an_empty_split_is_named_not_an_index_error(tmp_path)
     ds = _dataset(tmp_path / "ds", [_row(0)], [])  # datasets itself cannot load_from_disk an empty split
     with pytest.raises(ValueError, match=r"domain 'hf': the test split has no valid rows.*nothing to evaluate"):
         evaluate(_hf_cfg("evaluate", ds, tmp_path))
+
+
+def test_invalid_row_count_comes_from_load_domain_skips_not_a_reload(tmp_path):
+    from dualtune.config_checks import require_data
+
+    cfg = _hf_cfg("evaluate", tmp_path / "gone", tmp_path)  # the dataset is not re-opened on the error path
+    skipped = {"test": [{"id": "r0", "reason": "bad"}, {"id": "r1", "reason": "bad"}]}
+    with pytest.raises(ValueError, match=r"the test split has no valid rows \(all 2 rows of .*gone\[test\] are "
+                                         r"invalid"):
+        require_data(cfg, {"train": [], "test": []}, "evaluate", skipped)
+    with pytest.raises(ValueError, match=r"\(.*gone\[test\] is empty\)"):
+        require_data(cfg, {"test": []}, "evaluate", {})

@@ -225,8 +225,8 @@ def check_config(cfg, task: str) -> None:
 
 
 # ----------------------------------------------------------------------------- data
-def _invalid_rows(domain_cfg, split: str) -> str:
-    """Why a split came out empty: the lab settings, or the raw row count (all invalid; error path only)."""
+def _invalid_rows(domain_cfg, split: str, skipped: list | None = None) -> str:
+    """Why a split came out empty: the lab settings, or how many rows ``load_domain`` skipped (its ``skipped``)."""
     if domain_cfg.source == "published":
         split_name = (domain_cfg.get("splits") or {}).get(split)
         if split_name is None and split == "test":
@@ -242,25 +242,23 @@ def _invalid_rows(domain_cfg, split: str) -> str:
     if domain_cfg.source == "lab":
         return (f"the lab generated no rows: domain.domains={list(domain_cfg.domains)}, "
                 f"domain.n_{split}_per_subtask={domain_cfg.get(f'n_{split}_per_subtask')}")
-    from dualtune.data.sources import _load_hf
-
-    key = domain_cfg.hf.get(f"{split}_split")
-    try:
-        n_raw = len(_load_hf(domain_cfg.hf)[key])
-    except Exception:  # noqa: BLE001 - best effort on the error path
+    if skipped is None:
         return "every row was invalid; the reasons are in the validation warning above"
-    where = f"{domain_cfg.hf.path}[{key}]"
-    return f"all {n_raw} rows of {where} are invalid; reasons in the warning above" if n_raw else f"{where} is empty"
+    where = f"{domain_cfg.hf.path}[{domain_cfg.hf.get(f'{split}_split')}]"
+    n = len(skipped)
+    return f"all {n} rows of {where} are invalid; reasons in the warning above" if n else f"{where} is empty"
 
 
-def require_data(cfg, data: dict[str, list[dict]], task: str) -> dict[str, list[dict]]:
+def require_data(cfg, data: dict[str, list[dict]], task: str,
+                 skipped: dict[str, list] | None = None) -> dict[str, list[dict]]:
     """Return ``data`` (``load_domain``'s splits); raise ValueError naming the domain, the split and the
-    invalid-row count if a split ``task`` needs (train: train, and test with eval.enabled; evaluate: test;
-    score: train) has no valid row."""
+    invalid-row count (from ``skipped``, the dict ``load_domain`` filled) if a split ``task`` needs (train:
+    train, and test with eval.enabled; evaluate: test; score: train) has no valid row."""
     needed = {"evaluate": ("test",), "score": ("train",)}.get(task) or (
         ("train", "test") if cfg.eval.enabled else ("train",))
     for split in needed:
         if not data.get(split):
-            raise ValueError(f"domain {cfg.domain.name!r}: the {split} split has no valid rows "
-                             f"({_invalid_rows(cfg.domain, split)}); nothing to {task}")
+            why = _invalid_rows(cfg.domain, split, None if skipped is None else skipped.get(split, []))
+            raise ValueError(f"domain {cfg.domain.name!r}: the {split} split has no valid rows ({why}); "
+                             f"nothing to {task}")
     return data

@@ -75,15 +75,6 @@ def _reference_ids(model_path: str, processor) -> tuple[list[int], list[int]]:
     return eos_token_ids(shim, processor), suppressed_token_ids(shim)
 
 
-def _pil(image):
-    """A PIL image from whatever a sample holds (PIL, ``{"bytes", "path"}``, a path)."""
-    from PIL import Image
-
-    from dualtune.schema import decode_image
-
-    return image if isinstance(image, Image.Image) else decode_image(image)
-
-
 def _cuda_available() -> bool:
     """True when torch sees a CUDA device (vLLM's GPU flavour)."""
     import torch
@@ -129,7 +120,8 @@ class VLLMGenerator(Generator):
         log.info("vLLM engine on %s (%s, pixels %s)", self.model_path, dtype, pixels or "checkpoint default")
 
     def request(self, sample: dict, mode: str) -> dict:
-        """The engine input of one sample: the reference's prompt text and its images (PIL, placeholder order)."""
+        """The engine input of one sample: the reference's prompt text and its images (PIL, placeholder order,
+        decoded by `prompt_and_images`)."""
         from dualtune.data.encoding import prompt_and_images
         from dualtune.prompting.templates import sample_video
 
@@ -139,7 +131,7 @@ class VLLMGenerator(Generator):
         prompt, images = prompt_and_images(self.processor, sample, mode, self.templates)
         out = {"prompt": prompt}
         if images:
-            out["multi_modal_data"] = {"image": [_pil(img) for img in images]}
+            out["multi_modal_data"] = {"image": images}
         return out
 
     def sampling_params(self, n: int, max_new_tokens: int, temperature: float, top_p: float, do_sample: bool,

@@ -69,7 +69,7 @@ def evaluate(cfg):
     with stage("load data"):
         skipped: dict = {}
         data = load_domain(cfg.domain, cfg.cache_dir, seed=cfg.seed, strict=cfg.strict, skipped=skipped)
-        test = limit_samples(require_data(cfg, data, "evaluate")["test"], cfg.get("limit"))
+        test = limit_samples(require_data(cfg, data, "evaluate", skipped)["test"], cfg.get("limit"))
     is_base = not cfg.get("checkpoint")
     path = resolve_model_path(cfg.model, cfg.cache_dir) if is_base else str(cfg.checkpoint)
     with stage(f"evaluate {'base' if is_base else 'checkpoint'} {path}"):

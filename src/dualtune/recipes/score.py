@@ -24,7 +24,9 @@ def score(cfg):
     seed_everything(cfg.seed)
     out = run_dir(cfg)
     with stage("load data"):
-        data = require_data(cfg, load_domain(cfg.domain, cfg.cache_dir, seed=cfg.seed, strict=cfg.strict), "score")
+        skipped: dict = {}
+        data = load_domain(cfg.domain, cfg.cache_dir, seed=cfg.seed, strict=cfg.strict, skipped=skipped)
+        data = require_data(cfg, data, "score", skipped)
         rows = limit_samples(data["train"], score_settings(cfg)["limit"])
     with stage(f"score and select ({cfg.selection.name})"):
         result = run_selection(cfg, rows, out)

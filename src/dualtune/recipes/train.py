@@ -98,7 +98,7 @@ def train(cfg):
         skipped: dict = {}
         data = load_domain(cfg.domain, cfg.cache_dir, seed=cfg.seed, strict=cfg.strict, skipped=skipped)
         test_rows, test_skips = load_eval_rows(cfg, data, skipped) if cfg.eval.enabled else ([], [])
-        require_data(cfg, {"train": data["train"], "test": test_rows}, "train")
+        require_data(cfg, {"train": data["train"], "test": test_rows}, "train", skipped)
         test_rows = limit_samples(test_rows, cfg.eval.get("limit"))
     with stage("resolve base model", timings):
         base_path = resolve_model_path(cfg.model, cfg.cache_dir)
