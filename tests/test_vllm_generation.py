@@ -225,6 +225,39 @@ def test_score_end_to_end_from_the_command_line(ckpt, cache_dir, tmp_path):
     assert "generation_backend" not in json.loads((tmp_path / "hf" / "provenance.json").read_text())["model"]
 
 
+def _video_samples(tmp_path) -> list[dict]:
+    """Samples showing a video file (meta.video, decoded by data/video.py), one of them with an image too: one
+    temporal patch (2 frames), and two (4 frames 0.5 s apart, 112x112). Not a clip whose temporal M-RoPE extent
+    exceeds its spatial one: there transformers (5.19, 5.24) continues the text positions after max(h, w) / merge
+    while vLLM, like the original Qwen2.5-VL, continues after the largest position, so greedy outputs differ."""
+    from tests.video_files import write_mp4
+
+    base = {"domain": "d", "subtask": "t", "options": [], "answer": "1", "answer_type": "number", "cot": ""}
+    spec = [{"path": str(write_mp4(tmp_path / "a.mp4", n_frames=8)), "fps": 2.0, "max_frames": 2, "max_pixels": 3136},
+            {"path": str(write_mp4(tmp_path / "b.mp4", n_frames=4, size=112, fps=4)), "fps": 4.0, "max_frames": 4,
+             "max_pixels": 12544}]
+    return [dict(base, id="clip_a", images=[], question="How many squares move?", meta=json.dumps({"video": spec[0]})),
+            dict(base, id="clip_b", images=[], question="What moves right?", meta=json.dumps({"video": spec[1]})),
+            dict(base, id="clip_img", images=[_image("red")], question="Is <image 1> in the clip?",
+                 meta=json.dumps({"video": spec[0]}))]
+
+
+@pytest.mark.parametrize("mode", ["direct", "cot"])
+def test_greedy_parity_with_video_files(backends, mode, tmp_path):
+    """Video files through the engine: the reference's frames (same sampled indices, fps metadata), so the same
+    video placeholders and the same greedy tokens; the text-only condition drops the video."""
+    hf, engine, _, _ = backends
+    samples = _video_samples(tmp_path)
+    for text_only in (False, True):
+        ref = hf.generate(samples, mode, max_new_tokens=10, do_sample=False, text_only=text_only)
+        got = engine.generate(samples, mode, max_new_tokens=10, do_sample=False, text_only=text_only)
+        assert _rows(got) == _rows(ref)
+        video_id = hf.processor.tokenizer.convert_tokens_to_ids(hf.processor.video_token)
+        n_video = [o["prompt_ids"].tolist().count(video_id) for o in got]
+        assert n_video == ([0, 0, 0] if text_only else [4, 32, 4])  # 1x4x4 and 2x8x8 patches, merged 2x2
+    assert len({tuple(o["completion_ids"].tolist()) for o in got}) >= 2
+
+
 def test_close_frees_the_engine_and_a_new_one_starts_in_this_process(backends, ckpt):
     from dualtune.generation.vllm import VLLMGenerator
 

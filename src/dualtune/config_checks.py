@@ -19,17 +19,18 @@ from omegaconf.errors import MissingMandatoryValue
 
 from dualtune.aggregates import AGGREGATES
 from dualtune.curation import ROUTES
+from dualtune.data.cot_sources import source_problem
 from dualtune.lab.registry import DOMAINS as LAB_DOMAINS
 from dualtune.lab.registry import GENERIC
 from dualtune.models.loading import DTYPES
-from dualtune.prompting.templates import MODES
+from dualtune.prompting.templates import EVAL_MODES, MODES
 from dualtune.scoring.selectors import SELECTORS
 from dualtune.selection import PASS_RATE_PRESETS
 from dualtune.training.grpo_math import ESTIMATORS, LOSS_TYPES, SCALES
 from dualtune.training.rewards import REWARD_FUNCS
 from dualtune.utils.config_rules import any_of, boolean, choice, integer, is_int, list_of, mapping, number, text
 
-TASKS = ("train", "evaluate", "score")
+TASKS = ("train", "evaluate", "score", "cot")
 ALGOS = ("sft", "grpo", "sft_then_grpo")  # recipes.train.fit_algo
 LOGGERS = ("none", "csv", "wandb")  # utils.runtime.build_logger
 NUMERIC_METRICS = ("exact", "mra", "mra_vsibench")  # prompting.answers.NUMERIC_METRICS
@@ -62,7 +63,8 @@ MODEL = {
     "model.pretrain.seed": integer(0),
 }
 DOMAIN = {"domain.source": choice("lab", "hf", "published"), "domain.numeric_metric": METRIC_MAP,
-          "domain.aggregate": choice(*AGGREGATES)}
+          "domain.aggregate": choice(*AGGREGATES), "domain.cot_source": text(null=True),
+          "domain.cot_source_missing": choice("keep", "drop")}
 PUBLISHED = {"domain.path": text(), "domain.adapter": text(), "domain.splits.train": text(null=True),
              "domain.splits.test": text(null=True), "domain.subsets": any_of(list_of(text(), what="HF configs"), text(null=True)),
              "domain.n_train_per_subtask": integer(1, null=True), "domain.n_test_per_subtask": integer(1, null=True)}
@@ -70,8 +72,10 @@ LAB = {"domain.domains": list_of(choice(*LAB_DOMAINS, GENERIC), what="lab domain
        "domain.n_train_per_subtask": integer(1), "domain.n_test_per_subtask": integer(1)}
 HF = {"domain.hf.path": text(), "domain.hf.train_split": text(), "domain.hf.test_split": text(),
       "domain.n_train_per_subtask": integer(1, null=True), "domain.n_test_per_subtask": integer(1, null=True)}
-MODE = {"mode.train_modes": MODE_LIST, "mode.templates": mapping(text(), keys=MODES), "mode.max_new_tokens": BUDGETS}
-EVAL = {"eval.modes": MODE_LIST, "eval.batch_size": integer(1), "eval.limit": integer(1, null=True),
+MODE = {"mode.train_modes": MODE_LIST, "mode.templates": mapping(text(), keys=EVAL_MODES),  # + auto's prompt
+        "mode.max_new_tokens": BUDGETS}
+EVAL = {"eval.modes": list_of(choice(*EVAL_MODES), what="answer modes"),  # auto: evaluation only
+        "eval.batch_size": integer(1), "eval.limit": integer(1, null=True),
         "eval.domains": any_of(list_of(text(), what="domain config names"), choice(None)),
         "eval.enabled": boolean(), "eval.n_boot": integer(1), "eval.tol": number(0)}
 EVALUATE = {"checkpoint": text(null=True), "limit": integer(1, null=True)}
@@ -98,10 +102,19 @@ GRPO = {
     "reward_weights": any_of(choice(None), list_of(number(), unique=False, what="numbers")),
     "reward_options.accuracy.numeric_metric": METRIC_MAP, "log_every_n_steps": integer(1, null=True),
     "log_completions_every": integer(0), "log_completions_rows": integer(0),
+    "vllm_enable_sleep_mode": boolean(), "vllm_importance_sampling_correction": boolean(),
+    "vllm_importance_sampling_cap": number(0, lo_open=True),
 }
 SELECTION = {
     "selection.name": choice(*SELECTORS), "selection.seed": integer(0), "selection.scores_dir": text(null=True),
-    "selection.budget": any_of(integer(0), number(0, 1, lo_open=True)), "selection.longest": boolean(),
+    "selection.budget": any_of(integer(0, null=True), number(0, 1, lo_open=True)), "selection.longest": boolean(),
+    "selection.match_budget_of": text(null=True), "selection.scorer": text(null=True),
+    "selection.scorer_overrides.path": text(null=True), "selection.scorer_overrides.dtype": choice(*DTYPES, null=True),
+    "selection.max_iters": integer(1), "selection.min_iters": integer(0), "selection.keep_unsolved": boolean(),
+    "selection.threshold": number(), "selection.rewards_file": text(null=True), "selection.epoch_key": text(),
+    "selection.checkpoints": any_of(list_of(text(), min_len=0, what="model dirs"), choice(None)),
+    "selection.include_base": boolean(), "selection.max_pass_rate": PROB,
+    "selection.length_source": choice("dataset", "rollouts"),
     "selection.source": choice("dataset", "rollouts"), "selection.preset": choice(*PASS_RATE_PRESETS, null=True),
     "selection.low": number(0, 1, null=True), "selection.high": number(0, 1, null=True),
     "selection.low_strict": boolean(), "selection.high_strict": boolean(),
@@ -136,7 +149,14 @@ GENERATION = {  # conf/generation/ (dualtune.generation)
     "generation.vllm.kv_cache_space_gb": number(0, lo_open=True, null=True), "generation.vllm.in_process": boolean(),
     "generation.vllm.max_images_per_prompt": integer(1),
 }
+COT = {"cot.source_name": text(null=True), "cot.tries": integer(1), "cot.temperature": number(0, lo_open=True),
+       "cot.top_p": FRACTION, "cot.max_new_tokens": integer(1, null=True), "cot.batch_size": integer(1),
+       "cot.micro_batch_size": integer(1), "cot.device": choice("auto", "cpu", "cuda"), "cot.limit": integer(1, null=True),
+       "cot.on_reject": choice("drop", "keep_original"), "cot.require_format": boolean(),
+       "cot.variant": choice("full", "condensed"), "cot.condensed_sentences": integer(1), "cot.overwrite": boolean()}
+TEACHER = {"teacher." + key.split(".", 1)[1]: rule for key, rule in MODEL.items()}  # conf/cot.yaml: model@teacher
 TASK_TABLES = {"train": (COMMON, MODEL, DOMAIN, MODE, EVAL, TRAIN, SELECTION, SCORE, GENERATION),
+               "cot": (COMMON, TEACHER, DOMAIN, MODE, COT, GENERATION),
                "evaluate": (COMMON, MODEL, DOMAIN, MODE, EVAL, EVALUATE, GENERATION),
                "score": (COMMON, MODEL, DOMAIN, MODE, SELECTION, SCORE, GENERATION)}
 
@@ -191,7 +211,18 @@ def _cross_checks(cfg, task: str, errors: list[str]) -> None:
     if _safe_get(cfg, "generation.backend") == "vllm" and importlib.util.find_spec("vllm") is None:
         errors.append("generation.backend=vllm: vllm is not installed in this environment; build the vLLM "
                       "environment with `make vllm-env` and run with .venv-vllm/bin/python")
+    if (task == "train" and _safe_get(cfg, "algo.name") in ("grpo", "sft_then_grpo")
+            and _safe_get(cfg, "generation.backend") == "vllm"):  # one colocated in-process engine (engine_sync)
+        shape = {k: _safe_get(cfg, k) for k in ("generation.vllm.in_process", "trainer.devices", "trainer.num_nodes")}
+        if shape != {"generation.vllm.in_process": True, "trainer.devices": 1, "trainer.num_nodes": 1}:
+            errors.append(f"GRPO with generation.backend=vllm needs one process and an in-process engine, got "
+                          f"{shape}; set generation.vllm.in_process=true trainer.devices=1 trainer.num_nodes=1")
+    source = _safe_get(cfg, "domain.cot_source")
+    if isinstance(source, str) and source and (problem := source_problem(source, _safe_get(cfg, "cache_dir"))):
+        errors.append(f"domain.cot_source={source!r}: {problem}")
     templates = _safe_get(cfg, "mode.templates")
+    if task == "cot" and isinstance(templates, dict) and "cot" not in templates:
+        errors.append("mode.templates: has no cot prompt; CoT synthesis asks the teacher with mode.templates.cot")
     for key in ("mode.train_modes", "eval.modes"):
         modes = _safe_get(cfg, key)
         if isinstance(templates, dict) and isinstance(modes, list):
@@ -200,7 +231,7 @@ def _cross_checks(cfg, task: str, errors: list[str]) -> None:
 
 
 def check_config(cfg, task: str) -> None:
-    """Validate the resolved ``cfg`` of ``task`` (train | evaluate | score); raise `ConfigError` naming
+    """Validate the resolved ``cfg`` of ``task`` (train | evaluate | score | cot); raise `ConfigError` naming
     every bad key. Call it before loading any data or model."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
@@ -254,7 +285,7 @@ def require_data(cfg, data: dict[str, list[dict]], task: str,
     """Return ``data`` (``load_domain``'s splits); raise ValueError naming the domain, the split and the
     invalid-row count (from ``skipped``, the dict ``load_domain`` filled) if a split ``task`` needs (train:
     train, and test with eval.enabled; evaluate: test; score: train) has no valid row."""
-    needed = {"evaluate": ("test",), "score": ("train",)}.get(task) or (
+    needed = {"evaluate": ("test",), "score": ("train",), "cot": ("train",)}.get(task) or (
         ("train", "test") if cfg.eval.enabled else ("train",))
     for split in needed:
         if not data.get(split):

@@ -68,7 +68,9 @@ def load_domain(domain_cfg, cache_dir, seed: int = 0, strict: bool = False,
     """Return {"train": rows, "test": rows} for the configured domain, validated.
 
     ``skipped`` (a dict, optional) receives, per split, every input row that was not kept, as
-    ``{"id", "reason"}`` (adapter skips and validation skips), so outputs can list every input row."""
+    ``{"id", "reason"}`` (adapter skips and validation skips), so outputs can list every input row.
+    ``domain_cfg.cot_source`` (a CoT source name or path, optional) replaces the training rationales by
+    synthesized ones (`dualtune.data.cot_sources.apply_cot_source`)."""
     skipped = {} if skipped is None else skipped
     if domain_cfg.source == "lab":
         from dualtune.lab import load_lab
@@ -102,6 +104,11 @@ def load_domain(domain_cfg, cache_dir, seed: int = 0, strict: bool = False,
         out[split], report = validate_rows(rows, strict=strict, name=f"{domain_cfg.name}/{split}")
         log.info("%s/%s: %s", domain_cfg.name, split, report.summary())
         skipped.setdefault(split, []).extend(report.rows)
+    if domain_cfg.get("cot_source") and "train" in out:  # synthesized rationales (python cot.py; data/cot_sources.py)
+        from dualtune.data.cot_sources import apply_cot_source
+
+        out["train"] = apply_cot_source(out["train"], domain_cfg.cot_source, cache_dir,
+                                        domain_cfg.get("cot_source_missing") or "keep", skipped.setdefault("train", []))
     warn_split_overlap(out, name=domain_cfg.name)
     return out
 

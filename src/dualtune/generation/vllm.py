@@ -5,7 +5,12 @@ reference (``training.rollout.generate_completions``):
 
 * the prompt is the same chat-formatted text (``data.encoding.prompt_and_images``) with the same images, in
   placeholder order; vLLM's multimodal processor is the checkpoint's HF processor, given the config's
-  ``min_pixels`` / ``max_pixels`` (``mm_processor_kwargs``), so the image placeholders expand to the same count;
+  ``min_pixels`` / ``max_pixels`` for images (``mm_processor_kwargs.images_kwargs``), so the image placeholders
+  expand to the same count;
+* a video file (``meta.video``) goes in as the frames the reference decodes (`data.video.sample_videos`) with
+  their indices and fps, so the same video placeholders and timestamps. One known difference: for a clip whose
+  temporal M-RoPE extent exceeds its spatial one, transformers continues the text positions after
+  max(h, w) / merge, vLLM (like the original Qwen2.5-VL) after the largest position, and outputs differ;
 * decoding is explicit: no checkpoint generation defaults (``generation_config="vllm"``), stop on the reference's
   EOS ids, vision placeholder ids suppressed (bias -inf, as ``suppress_tokens``), repetition penalty 1, no top-k,
   greedy = temperature 0;
@@ -91,7 +96,8 @@ class VLLMGenerator(Generator):
                  max_pixels=None, gpu_memory_utilization: float = 0.5, enforce_eager: bool = True,
                  max_model_len: int | None = None, max_num_seqs: int | None = None, kv_cache_space_gb=1,
                  in_process: bool = True, max_images_per_prompt: int = 8, seed: int = 0,
-                 enable_chunked_prefill: bool | None = None):
+                 enable_chunked_prefill: bool | None = None, enable_sleep_mode: bool = False,
+                 logprobs_mode: str | None = None):
         for key, value in engine_environment(in_process, kv_cache_space_gb).items():
             os.environ.setdefault(key, value)
         from vllm import LLM
@@ -99,9 +105,12 @@ class VLLMGenerator(Generator):
         self.model_path, self.processor, self.templates = str(model_path), processor, templates
         self.eos_ids, self.suppressed_ids = _reference_ids(self.model_path, processor)
         pixels = {k: int(v) for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None}
+        # The pixel limits go to the image processor only: the reference sets them there (`load_processor`),
+        # a video keeps the checkpoint's video-processor limits in both backends.
         kwargs = dict(model=self.model_path, dtype=dtype, seed=int(seed), enforce_eager=bool(enforce_eager),
                       gpu_memory_utilization=float(gpu_memory_utilization), generation_config="vllm",
-                      mm_processor_kwargs=pixels or None, limit_mm_per_prompt={"image": int(max_images_per_prompt)})
+                      mm_processor_kwargs={"images_kwargs": pixels} if pixels else None,
+                      limit_mm_per_prompt={"image": int(max_images_per_prompt), "video": 1})
         if in_process:
             kwargs["distributed_executor_backend"] = "uni"
         if max_model_len is not None:
@@ -115,41 +124,53 @@ class VLLMGenerator(Generator):
             enable_chunked_prefill = False
         if enable_chunked_prefill is not None:
             kwargs["enable_chunked_prefill"] = bool(enable_chunked_prefill)
+        self.in_process, self.sleep_mode = bool(in_process), bool(enable_sleep_mode) and _cuda_available()
+        if enable_sleep_mode and not self.sleep_mode:
+            log.info("vLLM sleep mode is unavailable without CUDA; the engine stays awake")
+        if self.sleep_mode:
+            kwargs["enable_sleep_mode"] = True
+        if logprobs_mode is not None:  # "processed_logprobs": log-probs of the distribution actually sampled
+            kwargs["logprobs_mode"] = logprobs_mode
         with preserved_process_state():
             self.llm = LLM(**kwargs)
         log.info("vLLM engine on %s (%s, pixels %s)", self.model_path, dtype, pixels or "checkpoint default")
 
     def request(self, sample: dict, mode: str) -> dict:
-        """The engine input of one sample: the reference's prompt text and its images (PIL, placeholder order,
-        decoded by `prompt_and_images`)."""
-        from dualtune.data.encoding import prompt_and_images
-        from dualtune.prompting.templates import sample_video
+        """The engine input of one sample: the reference's prompt text, its images (PIL, placeholder order,
+        decoded by `prompt_and_images`) and its video file's frames as the reference decodes them
+        (`data.video.sample_videos`: the same sampled frames, with their indices and fps as metadata)."""
+        import numpy as np
 
-        if sample_video(sample) is not None:
-            raise NotImplementedError(f"sample {sample.get('id')!r}: video files are not supported by "
-                                      f"generation.backend=vllm yet; use generation.backend=hf")
+        from dualtune.data.encoding import prompt_and_images
+        from dualtune.data.video import sample_videos
+
         prompt, images = prompt_and_images(self.processor, sample, mode, self.templates)
-        out = {"prompt": prompt}
-        if images:
-            out["multi_modal_data"] = {"image": images}
-        return out
+        videos = [(np.array(frames), dict(meta, video_backend="pyav")) for frames, meta in sample_videos(sample)]
+        media = {"image": images, "video": videos}
+        media = {kind: items for kind, items in media.items() if items}
+        return {"prompt": prompt, "multi_modal_data": media} if media else {"prompt": prompt}
 
     def sampling_params(self, n: int, max_new_tokens: int, temperature: float, top_p: float, do_sample: bool,
-                        seed: int | None):
-        """vLLM sampling parameters equivalent to the reference's ``generate`` kwargs."""
+                        seed: int | None, logprobs: bool = False):
+        """vLLM sampling parameters equivalent to the reference's ``generate`` kwargs (``logprobs``: also the
+        sampled tokens' log-probs)."""
         from vllm import SamplingParams
 
         common = dict(n=int(n), max_tokens=int(max_new_tokens), stop_token_ids=list(self.eos_ids), ignore_eos=False,
                       repetition_penalty=1.0, top_k=0, min_p=0.0, skip_special_tokens=False, detokenize=False,
-                      logit_bias={i: float("-inf") for i in self.suppressed_ids} or None, seed=seed)
+                      logit_bias={i: float("-inf") for i in self.suppressed_ids} or None, seed=seed,
+                      logprobs=0 if logprobs else None)
         if do_sample:
             return SamplingParams(temperature=float(temperature), top_p=float(top_p), **common)
         return SamplingParams(temperature=0.0, top_p=1.0, **common)
 
     def generate(self, samples: Sequence[dict], mode: str | Sequence[str], n: int = 1,
                  max_new_tokens: int | Mapping = 256, temperature: float = 1.0, top_p: float = 1.0,
-                 do_sample: bool = True, seed: int | None = None, text_only: bool = False) -> list[dict]:
-        """See `Generator.generate`; all samples go to the engine in one call (it batches them itself)."""
+                 do_sample: bool = True, seed: int | None = None, text_only: bool = False, *,
+                 return_logprobs: bool = False) -> list[dict]:
+        """See `Generator.generate`; all samples go to the engine in one call (it batches them itself).
+        ``return_logprobs``: each completion also gets ``logprobs`` (float32, one per completion token), the
+        engine's log-prob of each sampled token (of the distribution set by the engine's ``logprobs_mode``)."""
         import torch
 
         inputs = generation_inputs(samples, text_only)
@@ -158,7 +179,7 @@ class VLLMGenerator(Generator):
         # vLLM refuses n > 1 when greedy; the n greedy completions of the reference are copies of one.
         copies, engine_n = (1, int(n)) if do_sample else (int(n), 1)
         params = [self.sampling_params(engine_n, budget(max_new_tokens, m), temperature, top_p, do_sample,
-                                       None if seed is None else int(seed) + i * int(n))
+                                       None if seed is None else int(seed) + i * int(n), return_logprobs)
                   for i, m in enumerate(modes)]
         with preserved_process_state():
             outputs = self.llm.generate(requests, params, use_tqdm=False) if requests else []
@@ -176,6 +197,9 @@ class VLLMGenerator(Generator):
                     "completion_text": tokenizer.decode(ids if cut is None else ids[:-1], skip_special_tokens=False),
                     "truncated": cut is None,
                 })
+                if return_logprobs:
+                    results[-1]["logprobs"] = torch.tensor(
+                        [step[t].logprob for t, step in zip(ids, completion.logprobs)], dtype=torch.float32)
         return results
 
     def close(self) -> None:

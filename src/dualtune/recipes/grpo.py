@@ -4,6 +4,8 @@
   ``cfg.algo.grpo`` block (`grpo_algo_cfg`), after `fit_sft` has written ``<run dir>/sft/model``.
 * Rollouts use ``mode=``: cot -> CoT prompts, direct -> DA prompts, dual -> alternating CoT / DA
   groups (`dualtune.training.grpo_module.GRPOModule`), with the mode's ``max_new_tokens`` budget.
+  ``generation.backend=vllm`` generates them on a colocated vLLM engine, synced with the policy after every
+  step (`dualtune.training.engine_sync`; one process only).
 * ``algo.max_steps`` counts rollout batches; with ``mu > 1`` the Trainer takes ``mu`` optimizer steps
   per batch, so its ``max_steps`` is ``mu * algo.max_steps``.
 * Checkpoints / resume as in SFT (`dualtune.recipes.sft`): ``<run dir>/checkpoints/last.ckpt`` every
@@ -26,12 +28,15 @@ from omegaconf import OmegaConf, open_dict
 
 from dualtune.data.datamodule import ResumableDataLoader
 from dualtune.data.encoding import OverlongError, encode_generation_batch
+from dualtune.generation.base import generation_settings
 from dualtune.models.loading import load_model, vision_tower_patterns
-from dualtune.recipes.sft import build_trainer, resolve_ckpt_path, save_tuned
+from dualtune.recipes.sft import build_trainer, resolve_ckpt_path
 from dualtune.schema import row_modes
 from dualtune.training.callbacks import RewardCurve
 from dualtune.training.checkpointing import fit_resumable
+from dualtune.training.engine_sync import EngineSyncCallback, build_engine_rollouts
 from dualtune.training.grpo_module import GRPOModule, grpo_collate
+from dualtune.training.saving import save_from_trainer
 from dualtune.utils.distributed import after_fit
 from dualtune.utils.runtime import build_logger
 
@@ -163,10 +168,13 @@ def write_reward_curve(rows: list[dict], out_dir: Path, window: int | None = Non
     return paths
 
 
-def build_grpo_module(cfg, algo, model, processor, ref_model=None) -> GRPOModule:
-    """A `GRPOModule` configured from the GRPO ``algo`` node and ``cfg.mode``."""
+def build_grpo_module(cfg, algo, model, processor, ref_model=None, rollout_engine=None) -> GRPOModule:
+    """A `GRPOModule` configured from the GRPO ``algo`` node and ``cfg.mode`` (``rollout_engine``: a colocated
+    vLLM engine's `EngineRollouts`, None for ``model.generate``)."""
     return GRPOModule(
-        model, processor, ref_model=ref_model, num_generations=int(algo.num_generations),
+        model, processor, ref_model=ref_model, rollout_engine=rollout_engine,
+        importance_sampling_cap=float(algo.get("vllm_importance_sampling_cap", 2.0)),
+        num_generations=int(algo.num_generations),
         mode=rollout_mode(cfg.mode), max_new_tokens=generation_budget(algo, cfg.mode),
         temperature=float(algo.temperature), top_p=float(algo.top_p), loss_type=algo.loss_type,
         eps_low=float(algo.eps_low), eps_high=float(algo.eps_high), beta=float(algo.beta),
@@ -189,10 +197,6 @@ def fit_grpo(cfg, model_path: str, processor, train_rows, out_dir: Path) -> Path
     """GRPO from ``model_path`` on the prompts of ``train_rows``; return the saved model dir
     (``out_dir/model``) after writing ``reward_curve.{csv,png}`` into ``out_dir``."""
     out_dir = Path(out_dir)
-    if (cfg.get("generation") or {}).get("backend", "hf") != "hf":
-        log.warning("generation.backend=%s: GRPO rollouts still use the HF path (a colocated vLLM engine with "
-                    "weight sync is not built yet); evaluation and RAP scoring use the configured backend",
-                    cfg.generation.backend)
     algo = grpo_algo_cfg(cfg.algo)
     mode = rollout_mode(cfg.mode)
     budget = generation_budget(algo, cfg.mode)
@@ -202,12 +206,16 @@ def fit_grpo(cfg, model_path: str, processor, train_rows, out_dir: Path) -> Path
                                       "raise" if cfg.get("strict") else algo.get("on_overlong", "skip"))
     if not rows:
         raise ValueError("GRPO: no training prompts (all filtered out or none selected)")
+    # generation.backend=vllm: rollouts on a colocated engine built from the start weights, synced after each step.
+    engine = None
+    if generation_settings(cfg)["backend"] == "vllm":
+        engine = build_engine_rollouts(cfg, algo, model_path, processor, templates)
     model = load_model(model_path, cfg.model)
     # A KL term needs a frozen reference: a LoRA model disables its adapters instead of a second copy.
     ref_model = None
     if float(algo.beta) > 0 and not hasattr(model, "disable_adapter"):
         ref_model = load_model(model_path, cfg.model, for_training=False)
-    module = build_grpo_module(cfg, algo, model, processor, ref_model)
+    module = build_grpo_module(cfg, algo, model, processor, ref_model, rollout_engine=engine)
     # Seeded order per epoch, resumable mid-epoch (its position is saved in the checkpoint).
     loader = ResumableDataLoader(rows, batch_size=int(algo.batch_size), shuffle=bool(algo.get("shuffle", True)),
                                  seed=int(cfg.seed), collate_fn=grpo_collate)
@@ -215,13 +223,21 @@ def fit_grpo(cfg, model_path: str, processor, train_rows, out_dir: Path) -> Path
     curve = RewardCurve()  # its rows are saved in the checkpoint
     trainer = build_trainer(with_algo(cfg, algo), out_dir, logger=build_logger(cfg, out_dir),
                             max_epochs=-1 if max_steps > 0 else int(algo.epochs),
-                            max_steps=max_steps * int(algo.mu) if max_steps > 0 else -1, callbacks=[curve],
+                            max_steps=max_steps * int(algo.mu) if max_steps > 0 else -1,
+                            callbacks=[curve] + ([EngineSyncCallback(engine)] if engine else []),
                             steps_per_unit=int(algo.mu))  # checkpoint_every_n_steps counts rollout steps
     resume = resolve_ckpt_path(cfg.get("ckpt_path"), out_dir)
-    fit_resumable(trainer, module, loader, resume)  # SIGTERM: checkpoint, exit 143
-    save_dir = out_dir / "model"
+    try:
+        if engine is not None and trainer.world_size > 1:
+            raise ValueError(f"GRPO with generation.backend=vllm runs one process (a colocated engine), got "
+                             f"{trainer.world_size}; use trainer.devices=1 trainer.num_nodes=1 or backend=hf")
+        fit_resumable(trainer, module, loader, resume)  # SIGTERM: checkpoint, exit 143
+    finally:
+        if engine is not None:
+            engine.close()
+    save_dir = save_from_trainer(trainer, module, processor, out_dir / "model",  # every rank (FSDP gathers)
+                                 rebuild=lambda: load_model(model_path, cfg.model))
     if trainer.is_global_zero:
-        save_tuned(module.model, processor, save_dir)
         # A checkpoint from before the curve was saved in it: keep the earlier rows from the CSV.
         previous = read_curve(out_dir / f"{CURVE_FILE}.csv") if resume and not curve.restored else []
         rows_out = merge_curve(previous, curve.rows)

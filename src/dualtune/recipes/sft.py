@@ -6,7 +6,7 @@ gets SIGTERM (it then exits with status 143 and saves no model). Rerun with
 ``hydra.run.dir=<that run dir> ckpt_path=last`` to resume at the checkpointed step, with the same data order
 (the epoch's shuffle and the position in it are in the checkpoint; `dualtune.training.checkpointing`).
 The tuned model is saved with ``save_pretrained`` (LoRA merged) to ``<run dir>/model`` so every loader can
-read it.
+read it; under FSDP the full state dict is gathered on every rank first (`dualtune.training.saving`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dualtune.data.datamodule import SFTDataModule
 from dualtune.models.loading import load_model, vision_tower_patterns
 from dualtune.training.callbacks import ProgressLog
 from dualtune.training.checkpointing import AtomicCheckpointIO, BatchLog, ResumeCheckpoint, fit_resumable
+from dualtune.training.saving import save_from_trainer, save_tuned  # noqa: F401 - save_tuned: re-export
 from dualtune.training.sft_module import SFTModule
 from dualtune.utils.distributed import after_fit
 from dualtune.utils.runtime import build_logger
@@ -82,19 +83,10 @@ def fit_sft(cfg, model_path: str, processor, train_rows, out_dir: Path, val_rows
                        vision_patterns=vision_tower_patterns(cfg.model))
     trainer = build_trainer(cfg, out_dir, logger=build_logger(cfg, out_dir))
     fit_resumable(trainer, module, data, resolve_ckpt_path(cfg.get("ckpt_path"), out_dir))  # SIGTERM: exit 143
-    save_dir = out_dir / "model"
-    if trainer.is_global_zero:
-        save_tuned(module.model, processor, save_dir)
+    # Every rank: a sharded (FSDP) model is gathered in full before rank 0 saves it (`training.saving`).
+    save_dir = save_from_trainer(trainer, module, processor, out_dir / "model",
+                                 rebuild=lambda: load_model(model_path, cfg.model))
     after_fit(trainer, "sft model saved")  # every rank waits until rank 0 has written the model
     log.info("SFT done: %d steps, skipped %s; model saved to %s", trainer.global_step, data.skipped or "none",
              save_dir)
-    return save_dir
-
-
-def save_tuned(model, processor, save_dir: Path) -> Path:
-    """``save_pretrained`` the tuned model (LoRA merged into the base weights) and its processor."""
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
-    model.save_pretrained(save_dir)
-    processor.save_pretrained(save_dir)
     return save_dir

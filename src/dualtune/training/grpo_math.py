@@ -85,6 +85,18 @@ def group_advantages(
     return centred.reshape(-1)
 
 
+def dual_modes(first_index: int, count: int) -> list[str]:
+    """Answer modes of ``count`` prompts numbered from ``first_index``: cot for even numbers, direct for odd."""
+    return ["cot" if (first_index + k) % 2 == 0 else "direct" for k in range(count)]
+
+
+def kept_group_rows(rewards: Tensor, group_size: int) -> Tensor:
+    """Indices of rows whose group has reward spread (DAPO dynamic filter drops all-equal groups)."""
+    grouped = rewards.reshape(-1, group_size)
+    informative = grouped.amax(dim=1) > grouped.amin(dim=1)
+    return torch.nonzero(informative.repeat_interleave(group_size)).flatten()
+
+
 def reward_stats(rewards: Tensor, group_size: int) -> dict[str, float]:
     """TRL-named reward metrics: "reward" (mean), "reward_std" (mean of per-group unbiased std),
     "frac_reward_zero_std" (fraction of groups whose rewards are all equal)."""
@@ -123,6 +135,22 @@ def token_logprobs(logits: Tensor, labels: Tensor) -> Tensor:
     return torch.stack(rows)
 
 
+def truncated_importance_weights(old_logp: Tensor, engine_logp: Tensor, mask: Tensor, cap: float = 2.0) -> Tensor:
+    """Truncated importance-sampling weights [B, T] for completions sampled by an inference engine (vLLM) whose
+    log-probs differ from the trainer's: ``min(exp(old_logp - engine_logp), cap)`` on completion tokens (``mask``),
+    1 on padding. TRL's ``vllm_importance_sampling_correction`` / ``vllm_importance_sampling_cap`` (truncated IS,
+    Yao et al. 2025): the trainer's old policy over the policy that actually sampled. Detached (a constant)."""
+    if cap <= 0:
+        raise ValueError(f"cap must be > 0, got {cap}")
+    if old_logp.shape != engine_logp.shape or mask.shape != old_logp.shape:
+        raise ValueError(f"old_logp, engine_logp, mask must share a [B, T] shape, got {tuple(old_logp.shape)}, "
+                         f"{tuple(engine_logp.shape)}, {tuple(mask.shape)}")
+    active = mask.bool()
+    log_ratio = torch.where(active, old_logp.detach() - engine_logp.detach().to(old_logp.dtype),
+                            torch.zeros_like(old_logp))
+    return torch.clamp(torch.exp(log_ratio), max=float(cap))
+
+
 def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     """Mean of ``values`` over positions where ``mask`` is true (0 when the mask is empty)."""
     return (values * mask).sum() / mask.sum().clamp(min=1.0)
@@ -141,12 +169,14 @@ def policy_loss(
     beta: float = 0.0,
     global_active_tokens: float | Tensor | None = None,
     num_processes: int = 1,
+    is_weights: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Clipped GRPO surrogate loss, aggregated per ``loss_type``; returns ``(loss, stats)``.
 
     logp / old_logp / mask: [B, T] (mask is 1 on completion tokens); advantages: [B]. ``old_logp``
     is treated as a constant (detached). If ``beta > 0`` and ``kl`` ([B, T]) is given, ``beta * kl``
-    is added per token before aggregation. Aggregations:
+    is added per token before aggregation; ``is_weights`` ([B, T], `truncated_importance_weights`) multiply the
+    clipped policy-gradient term (not the KL term) per token, as TRL's vLLM correction does. Aggregations:
 
     * "grpo": masked token mean per sequence, then mean over the B sequences (length-biased);
     * "bnpo": sum over masked tokens / masked tokens in this (local) batch;
@@ -156,7 +186,8 @@ def policy_loss(
 
     stats (detached scalars): "clip_ratio/low_mean" (rho < 1-eps_low with A < 0),
     "clip_ratio/high_mean" (rho > 1+eps_high with A > 0), "clip_ratio/region_mean" (either), each a
-    masked token mean as in TRL, and "kl" (masked token mean) whenever ``kl`` is given.
+    masked token mean as in TRL, "kl" (masked token mean) whenever ``kl`` is given, and
+    "sampling/importance_sampling_ratio/mean" (masked token mean) whenever ``is_weights`` is given.
     """
     if loss_type not in LOSS_TYPES:
         raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
@@ -167,8 +198,9 @@ def policy_loss(
         )
     if advantages.shape != logp.shape[:1]:
         raise ValueError(f"advantages must be [B]={logp.shape[0]}, got {tuple(advantages.shape)}")
-    if kl is not None and kl.shape != logp.shape:
-        raise ValueError(f"kl must be [B, T] like logp, got {tuple(kl.shape)}")
+    for extra, label in ((kl, "kl"), (is_weights, "is_weights")):
+        if extra is not None and extra.shape != logp.shape:
+            raise ValueError(f"{label} must be [B, T] like logp, got {tuple(extra.shape)}")
     batch_size, seq_len = logp.shape
     active = mask.bool()
     weights = active.to(logp.dtype)
@@ -180,6 +212,8 @@ def policy_loss(
     ratio = torch.exp(log_ratio)
     clipped_ratio = torch.clamp(ratio, 1.0 - eps_low, 1.0 + eps_high)
     per_token = -torch.min(ratio * adv, clipped_ratio * adv)
+    if is_weights is not None:
+        per_token = per_token * is_weights.detach().to(per_token.dtype)
     if kl is not None and beta > 0:
         per_token = per_token + beta * torch.where(active, kl, torch.zeros_like(kl))
 
@@ -212,4 +246,6 @@ def policy_loss(
         }
         if kl is not None:
             stats["kl"] = _masked_mean(torch.where(active, kl, torch.zeros_like(kl)).float(), weights.float())
+        if is_weights is not None:
+            stats["sampling/importance_sampling_ratio/mean"] = _masked_mean(is_weights.float(), weights.float())
     return loss, stats

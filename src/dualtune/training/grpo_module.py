@@ -1,9 +1,10 @@
 """GRPO as a LightningModule: rollouts are generated inside ``training_step`` (on-policy).
 
 One training step = one rollout batch: eval-mode generation of G completions per prompt
-(`rollout.generate_completions`), rule-based rewards (`rewards.combine_rewards`), group advantages,
-then a train-mode re-scoring of prompt + completion (same images) and the clipped policy loss
-(`grpo_math.policy_loss`).
+(`rollout.generate_completions`, or ``rollout_engine``: a colocated vLLM engine, `engine_sync`), rule-based
+rewards (`rewards.combine_rewards`), group advantages, then a train-mode re-scoring of prompt + completion (same
+images) and the clipped policy loss (`grpo_math.policy_loss`, with truncated importance sampling when the engine
+returned its log-probs).
 
 * ``mu == 1``: automatic optimization; old log-probs are the detached current ones (ratio 1).
 * ``mu > 1``: manual optimization; old log-probs are cached once per rollout batch and the batch is
@@ -30,7 +31,9 @@ import lightning as L
 import torch
 
 from dualtune.schema import row_modes
-from dualtune.training.grpo_math import ESTIMATORS, LOSS_TYPES, SCALES, group_advantages, kl_k3, policy_loss
+from dualtune.training.engine_sync import engine_logprob_rows
+from dualtune.training.grpo_math import (ESTIMATORS, LOSS_TYPES, SCALES, dual_modes, group_advantages,
+                                         kept_group_rows, kl_k3, policy_loss, truncated_importance_weights)
 from dualtune.training.grpo_metrics import completion_rows, print_completions, rollout_metrics
 from dualtune.training.rewards import build_reward_funcs, combine_rewards, reward_name
 from dualtune.training.rollout import build_policy_batch, completion_logprobs, generate_completions
@@ -46,18 +49,6 @@ def grpo_collate(samples: list[dict]) -> list[dict]:
     return list(samples)
 
 
-def dual_modes(first_index: int, count: int) -> list[str]:
-    """Answer modes of ``count`` prompts numbered from ``first_index``: cot for even numbers, direct for odd."""
-    return ["cot" if (first_index + k) % 2 == 0 else "direct" for k in range(count)]
-
-
-def kept_group_rows(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
-    """Indices of rows whose group has reward spread (DAPO dynamic filter drops all-equal groups)."""
-    grouped = rewards.reshape(-1, group_size)
-    informative = grouped.amax(dim=1) > grouped.amin(dim=1)
-    return torch.nonzero(informative.repeat_interleave(group_size)).flatten()
-
-
 class GRPOModule(L.LightningModule):
     """Group Relative Policy Optimization for a VLM (injected ``model`` + ``processor``)."""
 
@@ -71,7 +62,8 @@ class GRPOModule(L.LightningModule):
                  warmup_ratio: float = 0.0, scheduler: str = "constant", max_grad_norm: float | None = 1.0,
                  vision_lr_scale: float = 1.0, vision_patterns: tuple = ("visual.",),
                  log_completions_every: int = 0, log_completions_rows: int = 8, templates=None,
-                 gradient_checkpointing: bool = False, metric_prefix: str = ""):
+                 gradient_checkpointing: bool = False, metric_prefix: str = "", rollout_engine=None,
+                 importance_sampling_cap: float = 2.0):
         super().__init__()
         if mode not in ("cot", "direct", "dual"):
             raise ValueError(f"mode must be cot, direct or dual, got {mode!r}")
@@ -81,7 +73,8 @@ class GRPOModule(L.LightningModule):
             if value not in allowed:  # fail at construction, not after the first rollout
                 raise ValueError(f"{value!r} is not one of {allowed}")
         self.model, self.processor = model, processor
-        self.save_hyperparameters(ignore=["model", "processor", "ref_model"], logger=False)
+        self.save_hyperparameters(ignore=["model", "processor", "ref_model", "rollout_engine"], logger=False)
+        self.rollout_engine = rollout_engine  # None: model.generate; else e.g. engine_sync.EngineRollouts
         if isinstance(max_new_tokens, int):
             max_new_tokens = {"cot": max_new_tokens, "direct": max_new_tokens}
         self.max_new_tokens = {k: int(v) for k, v in (max_new_tokens or DEFAULT_MAX_NEW_TOKENS).items()}
@@ -119,7 +112,7 @@ class GRPOModule(L.LightningModule):
         modes = [row_modes(sample, (mode,))[0] for sample, mode in zip(samples, modes)]
         self.prompts_seen += len(samples)
         self.last_modes = tuple(sorted(set(modes)))
-        results = generate_completions(
+        results = (self.rollout_engine or generate_completions)(
             self.model, self.processor, samples, modes, hp.num_generations, self.max_new_tokens, hp.temperature,
             hp.top_p, do_sample=True, micro_batch_size=hp.generation_micro_batch_size, templates=self.templates,
             return_inputs=True)
@@ -149,7 +142,8 @@ class GRPOModule(L.LightningModule):
                 [results[i]["prompt_inputs"] for i in index], [results[i]["completion_ids"] for i in index], pad_id)
             chunk = {"inputs": {k: v.to(self.device) for k, v in inputs.items()},
                      "completions": completions.to(self.device), "mask": mask.to(self.device),
-                     "advantages": advantages[index].to(self.device), "old_logp": None, "ref_logp": None}
+                     "advantages": advantages[index].to(self.device), "old_logp": None, "ref_logp": None,
+                     "engine_logp": engine_logprob_rows([results[i] for i in index], self.device)}
             if self.hparams.beta > 0:
                 chunk["ref_logp"] = self._reference_logprobs(chunk)
             chunks.append(chunk)
@@ -195,9 +189,11 @@ class GRPOModule(L.LightningModule):
             logp = completion_logprobs(self.model, chunk["inputs"], chunk["completions"], hp.temperature)
             old = chunk["old_logp"] if chunk["old_logp"] is not None else logp.detach()
             kl = kl_k3(logp, chunk["ref_logp"]) if chunk["ref_logp"] is not None else None
+            tis = None if chunk["engine_logp"] is None else truncated_importance_weights(
+                old, chunk["engine_logp"], chunk["mask"], hp.importance_sampling_cap)
             loss, stats = policy_loss(
                 logp, old, chunk["advantages"], chunk["mask"], loss_type, hp.eps_low, hp.eps_high,
-                max(self.max_new_tokens.values()), kl, hp.beta, tokens, processes)
+                max(self.max_new_tokens.values()), kl, hp.beta, tokens, processes, is_weights=tis)
             if tokens is None:  # per-sequence means (grpo, dr_grpo): weight by the chunk's share of rows
                 loss = loss * (len(chunk["advantages"]) / n_rows)
             if backward is not None:
@@ -206,7 +202,7 @@ class GRPOModule(L.LightningModule):
             total_loss = total_loss + loss
             share = chunk["mask"].sum().item() / max(local_tokens, 1.0)
             for key, value in stats.items():
-                weighted[key] += value.item() * share
+                weighted[key] = weighted.get(key, 0.0) + value.item() * share
         return total_loss, {k: v for k, v in weighted.items() if k != "kl" or hp.beta > 0}
 
     # ----- Lightning hooks ------------------------------------------------------------------------
