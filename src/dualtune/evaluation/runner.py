@@ -5,6 +5,7 @@ extracted, answer, score, truncated, n_tokens, skipped, status}``. A prompt long
 scored 0 and counted in ``EvalResult.skipped``, so accuracies keep every sample in the denominator.
 Accuracies reported by `EvalResult` are in percent; record scores stay in [0, 1]. ``n_tokens`` counts the
 generated tokens including the closing EOS (``truncated``: the budget ran out before an EOS).
+Mode ``auto`` (auto-think, `dualtune.prompting.templates`) adds per-subtask ``think_rate`` to the summary.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from pathlib import Path
 
 from dualtune.aggregates import aggregate_weights, item_grouping, subtask_weights, weighted_accuracy
 from dualtune.data.encoding import OverlongError, encode_generation_batch
+from dualtune.evaluation.think_rate import think_rates
 from dualtune.prompting.answers import score_output
-from dualtune.prompting.templates import MODES, check_mode
+from dualtune.prompting.templates import AUTO, EVAL_MODES, MODES, budget_mode, check_mode
 from dualtune.utils.io import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,7 @@ class EvalResult:
     def modes(self) -> list[str]:
         """Modes present in the records, in canonical order."""
         present = {r["mode"] for r in self.records}
-        return [m for m in MODES if m in present] + sorted(present - set(MODES))
+        return [m for m in EVAL_MODES if m in present] + sorted(present - set(EVAL_MODES))
 
     @property
     def skipped(self) -> dict[str, int]:
@@ -108,9 +110,10 @@ class EvalResult:
         return out
 
     def to_items(self) -> list[dict]:
-        """Paired per-item scores ``{domain, subtask, id, S, L}`` (S: direct, L: cot) for the boundary code."""
+        """Paired per-item scores ``{domain, subtask, id, S, L}`` (S: direct, L: cot) for the boundary code
+        (auto-think records are not part of it)."""
         items: dict[tuple, dict] = {}
-        for r in self.records:
+        for r in (r for r in self.records if r["mode"] in ("direct", "cot")):
             key = (r["domain"], r["subtask"], r["id"])
             item = items.setdefault(key, {"domain": r["domain"], "subtask": r["subtask"], "id": r["id"],
                                           **{k: r[k] for k in ("variant", "group") if r.get(k)}})
@@ -142,6 +145,7 @@ class EvalResult:
             "cached": self.cached,
             "math_checks": dict(self.math_checks),
             "input_skipped": dict(Counter(r["reason"] for r in self.input_skips)),
+            **({"think_rate": think_rates(self.records)} if AUTO in self.modes else {}),
         }
 
 
@@ -200,7 +204,7 @@ def evaluate_model(model, processor, samples: list[dict], modes=MODES, max_new_t
     try:
         for mode in modes:
             check_mode(mode)
-            start = time.perf_counter()
+            start, budget = time.perf_counter(), int(budgets[budget_mode(mode)])  # auto: the CoT budget
             # Over-long prompts are set aside first so a batch never fails on one bad sample.
             fits = [_fits(processor, s, mode, templates, max_prompt_length) for s in samples]
             kept = [i for i, ok in enumerate(fits) if ok]
@@ -208,7 +212,7 @@ def evaluate_model(model, processor, samples: list[dict], modes=MODES, max_new_t
             bar = tqdm(total=len(kept), desc=f"eval {mode}", disable=not progress, leave=False)
             for lo in range(0, len(kept), step):
                 chunk = kept[lo: lo + step]
-                outs = generator.generate([samples[i] for i in chunk], mode, n=1, max_new_tokens=int(budgets[mode]),
+                outs = generator.generate([samples[i] for i in chunk], mode, n=1, max_new_tokens=budget,
                                           temperature=1.0, top_p=1.0, do_sample=False)
                 outputs.update(zip(chunk, outs))
                 bar.update(len(chunk))
@@ -245,20 +249,25 @@ def read_records(path) -> list[dict]:
 
 
 def eval_table(result: EvalResult) -> str:
-    """Markdown: one row per subtask and per aggregate, one accuracy column per mode, plus skips."""
+    """Markdown: one row per subtask and per aggregate, one accuracy column per mode (with auto: its think
+    rate too, pooled per domain on the weighted row), plus skips."""
     modes = result.modes
     acc = {(r["domain"], r["subtask"], r["mode"]): r for r in result.per_subtask()}
-    header = ["domain", "subtask", "n", *[f"{m} acc %" for m in modes]]
+    rates = {(r["domain"], r["subtask"]): f"{r['think_rate']:.2f}" for r in think_rates(result.records)}
+    auto = AUTO in modes
+    header = ["domain", "subtask", "n", *[f"{m} acc %" for m in modes], *(["auto think %"] if auto else [])]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for d, s in sorted({k[:2] for k in acc}):
         n = max(acc[(d, s, m)]["n"] for m in modes if (d, s, m) in acc)
         cells = [f"{acc[(d, s, m)]['accuracy']:.2f}" if (d, s, m) in acc else "-" for m in modes]
+        cells += [rates.get((d, s), "-")] if auto else []
         lines.append(f"| {d} | {s} | {n} | " + " | ".join(cells) + " |")
     agg = {(r["domain"], r["mode"]): r for r in result.aggregates()}
     for d in dict.fromkeys(k[0] for k in agg):
         for kind in ("macro", "weighted"):
             n = max(agg[(d, m)]["n"] for m in modes if (d, m) in agg)
             cells = [f"{agg[(d, m)][kind]:.2f}" if (d, m) in agg else "-" for m in modes]
+            cells += [rates.get((d, "ALL"), "-") if kind == "weighted" else "-"] if auto else []
             lines.append(f"| **{d}** | *{kind}* | {n} | " + " | ".join(cells) + " |")
     skips = ", ".join(f"{m}: {k}" for m, k in result.skipped.items())
     lines += ["", f"Skipped over-long prompts (scored 0): {skips or 'none'}"]

@@ -1,16 +1,23 @@
-"""Controlled prompts and training targets for the two answer modes.
+"""Controlled prompts and training targets for the two answer modes, and auto-think's neutral prompt.
 
 `direct` (DA, "S" in the paper): the prompt asks for the answer only; the target is the answer.
 `cot` (CoT, "L"): the prompt asks to reason inside <think></think> and answer inside
 <answer></answer>; the target is ``<think>{cot}</think><answer>{answer}</answer>``.
-Templates are configurable (``conf/mode/*.yaml``); these are the defaults.
+`auto` (evaluation only, auto-think): a neutral prompt that neither asks for reasoning nor forbids it, so
+the model chooses; it gets the CoT generation budget (`budget_mode`), its answer is extracted as for the
+other modes, and `thinks` tells whether a completion reasoned. It has no training target.
+Templates are configurable (``conf/mode/*.yaml``); these are the defaults. ``AUTO_TEMPLATE`` is the only
+place the auto prompt is defined (`eval_templates` adds it to a config's templates that lack it; a config
+may set its own with ``+mode.templates.auto=...``).
 """
 
 from __future__ import annotations
 
 import re
 
-MODES = ("direct", "cot")
+MODES = ("direct", "cot")  # the answer modes with a training target (train_modes, the boundary's S / L)
+AUTO = "auto"
+EVAL_MODES = (*MODES, AUTO)  # evaluation prompts: the two forced modes plus auto-think
 
 DEFAULT_TEMPLATES = {
     "direct": "{question}{options}\nAnswer directly with {answer_hint}. Do not explain.",
@@ -19,6 +26,9 @@ DEFAULT_TEMPLATES = {
         "then give {answer_hint} inside <answer></answer>."
     ),
 }
+# Auto-think's neutral prompt: no "think step by step", no "answer directly" / "do not explain", no tag format.
+# Kept out of DEFAULT_TEMPLATES, whose prompts the tiny model's tokenizer corpus is built from.
+AUTO_TEMPLATE = "{question}{options}\nAnswer with {answer_hint}."
 
 ANSWER_HINTS = {
     "choice": "the option letter",
@@ -45,15 +55,46 @@ def format_options(options) -> str:
 
 
 def check_mode(mode: str) -> str:
-    """Validate a single answer mode name and return it."""
-    if mode not in MODES:
-        raise ValueError(f"unknown answer mode {mode!r}; expected one of {MODES}")
+    """Validate a single prompt mode name (direct, cot or auto) and return it."""
+    if mode not in EVAL_MODES:
+        raise ValueError(f"unknown answer mode {mode!r}; expected one of {EVAL_MODES}")
     return mode
 
 
+def budget_mode(mode: str) -> str:
+    """The mode whose generation budget ``mode`` uses: auto gets the CoT budget (it may reason)."""
+    return "cot" if check_mode(mode) == AUTO else mode
+
+
+def eval_templates(templates: dict | None, modes) -> dict:
+    """``templates`` (a config's direct / cot prompts) plus the default auto prompt when ``modes`` has auto
+    and ``templates`` does not set one."""
+    out = dict(templates or DEFAULT_TEMPLATES)
+    if AUTO in modes and AUTO not in out:
+        out[AUTO] = AUTO_TEMPLATE
+    return out
+
+
+_THINK_BLOCK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
+
+
+def thinks(output: str) -> bool:
+    """True iff ``output`` reasons: a `<think>` block with non-blank content (closed, or cut off by the
+    budget), or non-blank text before a lone `</think>` (a thought whose opener was not generated, as
+    `dualtune.prompting.answers.strip_thinking` reads it). An empty `<think></think>` (the model chose not
+    to think) and a bare answer are False."""
+    output = output or ""
+    if any(m.group(1).strip() for m in _THINK_BLOCK.finditer(output)):
+        return True
+    head = output.split("</think>", 1)[0] if "</think>" in output else ""
+    return "<think>" not in head and bool(head.strip())
+
+
 def prompt_text(sample: dict, mode: str, templates: dict | None = None) -> str:
-    """User-turn text (without image placeholders) for ``sample`` under ``mode``."""
-    template = (templates or DEFAULT_TEMPLATES)[check_mode(mode)]
+    """User-turn text (without image placeholders) for ``sample`` under ``mode`` (auto: the default neutral
+    prompt unless ``templates`` sets one)."""
+    templates = templates or DEFAULT_TEMPLATES
+    template = templates[mode] if check_mode(mode) != AUTO else templates.get(AUTO, AUTO_TEMPLATE)
     return template.format(
         question=sample["question"].strip(),
         options=format_options(sample.get("options")),
@@ -69,7 +110,9 @@ def cot_target_answer(sample: dict) -> str:
 
 def target_text(sample: dict, mode: str) -> str:
     """Training target for ``sample`` under ``mode`` (answer only, or think + answer blocks)."""
-    if check_mode(mode) == "direct":
+    if check_mode(mode) not in MODES:
+        raise ValueError(f"mode {mode!r} has no training target (evaluation only); train in one of {MODES}")
+    if mode == "direct":
         return DIRECT_TARGET.format(answer=sample["answer"])
     return COT_TARGET.format(cot=(sample.get("cot") or "").strip(), answer=cot_target_answer(sample))
 

@@ -13,6 +13,7 @@ from dualtune.evaluation.runner import evaluate_model, write_eval
 from dualtune.generation.base import build_generator, generation_settings
 from dualtune.models.base import resolve_model_path
 from dualtune.models.loading import load_model, load_processor
+from dualtune.prompting.templates import eval_templates
 from dualtune.utils.runtime import run_dir, seed_everything, stage, task_wrapper
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ def eval_settings(cfg) -> dict:
     """Decoding and scoring settings shared by base and tuned evaluation (so both are comparable)."""
     return {
         "modes": list(cfg.eval.modes),
-        "templates": OmegaConf.to_container(cfg.mode.templates),
+        "templates": eval_templates(OmegaConf.to_container(cfg.mode.templates), cfg.eval.modes),  # + auto
         "max_new_tokens": OmegaConf.to_container(cfg.mode.max_new_tokens, resolve=True),  # model defaults
         "numeric_metric": OmegaConf.to_container(cfg.domain.numeric_metric),
     }

@@ -8,15 +8,22 @@ Per-row training mode (``selection=boundary``): every returned row of a boundary
 carries ``row[TRAIN_MODE_KEY]`` = "cot" (manifest route ``reasoning``) or "direct" (route
 ``direct``); ``drop`` and unrouted ids are excluded. The same map is in ``selection.json`` under
 ``details.train_modes``. Other selectors set no key (train in the configured ``mode``).
+
+Cross-model selection (``selection.scorer=<conf/model name>``, default null = the model being trained):
+rollouts and attention come from the scorer (``conf/model/<scorer>.yaml`` with the non-null entries of
+``selection.scorer_overrides`` merged on top, e.g. ``path``); its name / fingerprint are the provenance's
+``model``, so its scores live in their own store; ``selection.json`` records it under ``scorer``. Training
+(``select_training_rows``' caller) always uses ``cfg.model``.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from dualtune.schema import TRAIN_MODE_KEY
 from dualtune.scoring.outputs import (
@@ -46,6 +53,36 @@ def selection_seed(cfg) -> int:
     return int(cfg.get("seed", 0) if seed is None else seed)
 
 
+def scorer_config(cfg):
+    """``cfg`` with ``model`` replaced by the scorer's model config (``cfg`` itself when no scorer is set)."""
+    name = cfg.selection.get("scorer")
+    if not name:
+        return cfg
+    from dualtune.data.benchmarks import config_dir
+
+    folder = config_dir() / "model"
+    file = folder / f"{name}.yaml"
+    if not file.is_file():
+        known = sorted(p.stem for p in folder.glob("*.yaml"))
+        raise ValueError(f"selection.scorer={name!r}: no conf/model/{name}.yaml; available: {known}")
+    overrides = cfg.selection.get("scorer_overrides") or {}
+    overrides = OmegaConf.to_container(overrides, resolve=True) if OmegaConf.is_config(overrides) else dict(overrides)
+    model = OmegaConf.merge(OmegaConf.load(file), {k: v for k, v in overrides.items() if v is not None})
+    scored = copy.deepcopy(cfg)
+    with open_dict(scored):
+        scored.model = model
+    return scored
+
+
+def scorer_summary(provenance: dict | None, cfg) -> dict | None:
+    """``selection.json``'s ``scorer`` entry: the scoring model's identity and whether it is the trained one."""
+    if provenance is None:
+        return None
+    model = provenance.get("model") or {}
+    return {"name": model.get("name"), "fingerprint": model.get("fingerprint"), "path": provenance.get("model_path"),
+            "config": cfg.selection.get("scorer") or cfg.model.name, "is_trained_model": not cfg.selection.get("scorer")}
+
+
 def run_selection(cfg, train_rows: list[dict], out_dir, backend=None, ace_fn=None,
                   on_batch=None) -> SelectionResult | None:
     """Score (as needed) and select; write the outputs into ``out_dir``.
@@ -55,15 +92,23 @@ def run_selection(cfg, train_rows: list[dict], out_dir, backend=None, ace_fn=Non
     ``backend`` / ``ace_fn`` / ``on_batch``: see ``scoring.runner.load_scores``.
     """
     sel = cfg.selection
-    plan = scoring_plan(cfg)
+    scored_cfg = scorer_config(cfg)
+    plan = scoring_plan(scored_cfg)
     run = None
     if plan is None:
         table = base_table(train_rows)
     else:
-        run = load_scores(cfg, plan, train_rows, backend=backend, ace_fn=ace_fn, on_batch=on_batch)
+        run = load_scores(scored_cfg, plan, train_rows, backend=backend, ace_fn=ace_fn, on_batch=on_batch)
         if run.table is None:
             return None
         table = run.table
+    limr = None
+    if sel.name == "limr":
+        from dualtune.scoring.trajectories import limr_trajectories
+
+        traj, limr = limr_trajectories(cfg, plan, train_rows, run.table if run else None)
+        table = table.copy()
+        table["limr_trajectory"] = list(traj)
     scores = {col: table[col].to_numpy() for col in table.columns}
     kept, reasons, info = apply_selector(sel, train_rows, scores, seed=selection_seed(cfg))
     df = finish_table(table, kept, reasons, info)
@@ -75,6 +120,9 @@ def run_selection(cfg, train_rows: list[dict], out_dir, backend=None, ace_fn=Non
                         store=run.store if run else None)
     if run is not None:
         summary["provenance_hash"] = run.provenance["hash"]
+    summary["scorer"] = scorer_summary(run.provenance if run else None, cfg)
+    if limr is not None:
+        summary["limr"] = limr
     paths = write_outputs(out_dir, df, summary, run.provenance if run else None, params,
                           plots=bool(score_settings(cfg)["plots"]))
 

@@ -24,6 +24,7 @@ from dualtune.recipes.evaluate import run_eval
 from dualtune.recipes.select import select_training_rows, update_selection_cost
 from dualtune.recipes.sft import fit_sft
 from dualtune.rl_report import write_rl_report_for_run
+from dualtune.tracking import log_run_results
 from dualtune.utils.distributed import check_launched_ranks, is_global_zero
 from dualtune.utils.runtime import run_dir, seed_everything, stage, task_wrapper
 
@@ -124,6 +125,7 @@ def train(cfg):
         with stage("thinking-boundary report", timings):
             report = write_boundary(cfg, base, tuned, train_rows, out)
             write_rl_report_for_run(cfg, report, out)  # init_from + RL algo: rl_boundary.{json,csv,md}
+            log_run_results(cfg, out, report, base, tuned)  # logger=wandb: boundary/eval tables, plots, regions
     check_launched_ranks()  # a rank that failed fails the run (never exit 0 behind a crashed rank)
     (out / "timings.json").write_text(json.dumps(timings, indent=2))
     log.info("done; outputs in %s; stage times %s", out, timings)

@@ -33,14 +33,20 @@ def optimizer_steps(run_dir: Path) -> int | None:
     return int(torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"])
 
 
-def run_summary(name: str, run_dir) -> dict:
-    """One comparison row for a train run dir (see the module docstring for the files it reads)."""
+def overall_row(report: dict) -> dict:
+    """A boundary report's overall ALL row: domain ``"all"`` when present, else the last ALL row."""
+    overall = [a for a in report["aggregates"] if a["subtask"] == "ALL"]
+    return next((a for a in overall if a["domain"] == "all"), overall[-1])
+
+
+def run_summary(name: str, run_dir, steps: bool = True) -> dict:
+    """One comparison row for a train run dir (see the module docstring for the files it reads);
+    ``steps=False`` leaves "SFT steps" None instead of loading the checkpoint."""
     run_dir = Path(run_dir)
     report = _read_json(run_dir / "thinking_boundary.json")
     if report is None:
         raise FileNotFoundError(f"{run_dir}: no thinking_boundary.json (not a finished train.py run dir?)")
-    overall = [a for a in report["aggregates"] if a["subtask"] == "ALL"]
-    overall = next((a for a in overall if a["domain"] == "all"), overall[-1])
+    overall = overall_row(report)
     timings = _read_json(run_dir / "timings.json") or {}
     selection = _read_json(run_dir / "selection.json")
     sft_wall = next((v for k, v in timings.items() if k.startswith(("sft", "grpo", "fit"))), None)
@@ -49,8 +55,9 @@ def run_summary(name: str, run_dir) -> dict:
     manifest = _read_json(run_dir / "curation" / "manifest.json") or {}
     n_routed = sum(len(ids) for ids in manifest.get("routes", {}).values()) or None
     n_train = selection["n_kept"] if selection else n_routed
-    return {"run": name, "train samples": n_train, "SFT steps": optimizer_steps(run_dir), "SFT wall s": sft_wall,
-            "scoring wall s": scoring, **{k: overall[k] for k in ("B_S", "B_L", "DT_S", "DT_L")}}
+    return {"run": name, "train samples": n_train, "SFT steps": optimizer_steps(run_dir) if steps else None,
+            "SFT wall s": sft_wall, "scoring wall s": scoring,
+            **{k: overall[k] for k in ("B_S", "B_L", "DT_S", "DT_L")}}
 
 
 def markdown_table(rows: list[dict]) -> str:

@@ -12,6 +12,9 @@ live elsewhere and feed these.
   (gap > 0.2, LIMR similarity gate, random 10 % right1 re-add with seed 42).
 * :mod:`.baselines` — random, pass-rate band (ThinkLite-SC, informative, balanced) and
   CoT-length selectors.
+* :mod:`.budget` — fit any selector's kept set to ``selection.budget`` (trim / fill orders).
+* :mod:`.thinklite`, :mod:`.limr`, :mod:`.s1` — the papers' baselines: ThinkLite MCTS-lite
+  iterations-to-solve, LIMR's learning-impact score, s1-style quality / difficulty / diversity.
 
 Every selector returns ``(kept, reasons)``: a bool mask aligned with the input ids and one
 reason string per sample; ``ALL_REASONS`` merges the per-module vocabularies.
@@ -34,6 +37,14 @@ from dualtune.selection.baselines import (
     select_pass_rate,
     select_random,
 )
+from dualtune.selection.budget import (
+    BUDGET_REASONS,
+    band_budget_orders,
+    fit_to_budget,
+    rap_budget_orders,
+    ranked_budget_orders,
+    tie_ranks,
+)
 from dualtune.selection.cde import GRID_EPS, cde_gap, cde_keep, pass_rate
 from dualtune.selection.drm import (
     RAP_REASONS,
@@ -44,6 +55,7 @@ from dualtune.selection.drm import (
     is_easy,
     rap_select,
 )
+from dualtune.selection.limr import LIMR_REASONS, fill_trajectories, limr_scores, select_limr, trajectories_from_records
 from dualtune.selection.released_code import (
     RELEASED_REASONS,
     ReleasedFeatures,
@@ -51,13 +63,20 @@ from dualtune.selection.released_code import (
     released_code_select,
     released_reward,
 )
+from dualtune.selection.s1 import S1_REASONS, select_s1
+from dualtune.selection.thinklite import THINKLITE_REASONS, iterations_to_solve, select_thinklite
 
-ALL_REASONS = {**BASELINE_REASONS, **RELEASED_REASONS, **RAP_REASONS}
+ALL_REASONS = {**BASELINE_REASONS, **RELEASED_REASONS, **RAP_REASONS, **BUDGET_REASONS, **THINKLITE_REASONS,
+               **LIMR_REASONS, **S1_REASONS}
 
 __all__ = [
     "ALL_REASONS",
     "AceResult",
     "BASELINE_REASONS",
+    "BUDGET_REASONS",
+    "LIMR_REASONS",
+    "S1_REASONS",
+    "THINKLITE_REASONS",
     "GRID_EPS",
     "PASS_RATE_PRESETS",
     "PassRateBand",
@@ -70,6 +89,18 @@ __all__ = [
     "ace_score",
     "aggregate_flags",
     "aggregate_heads",
+    "band_budget_orders",
+    "fill_trajectories",
+    "fit_to_budget",
+    "iterations_to_solve",
+    "limr_scores",
+    "rap_budget_orders",
+    "ranked_budget_orders",
+    "select_limr",
+    "select_s1",
+    "select_thinklite",
+    "tie_ranks",
+    "trajectories_from_records",
     "cde_gap",
     "cde_keep",
     "difficulty",

@@ -53,8 +53,12 @@ def build_logger(cfg, out_dir: Path):
     if lcfg.name == "wandb":
         from lightning.pytorch.loggers import WandbLogger
 
-        logger = WandbLogger(project=lcfg.project, entity=lcfg.entity, group=lcfg.group, tags=list(lcfg.tags),
-                             save_dir=str(out_dir), offline=lcfg.offline, log_model=lcfg.log_model)
+        from dualtune.tracking import wandb_init_kwargs
+
+        kwargs = wandb_init_kwargs(cfg, out_dir)  # group = the sweep (multirun) or the run; job_type = stage
+        kwargs.pop("mode", None)
+        kwargs["save_dir"] = kwargs.pop("dir")
+        logger = WandbLogger(offline=bool(lcfg.offline), log_model=lcfg.log_model, **kwargs)
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         return logger
     raise ValueError(f"unknown logger {lcfg.name!r}")
