@@ -24,8 +24,10 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_internvl(out_dir: Path, corpus: list[str], vocab_size: int = 300, tile: int = 28) -> Path:
-    """Write a tiny InternVL (28-px tiles, 1 token per tile, 2-layer Qwen2 text model) + processor to
+def build_tiny_internvl(out_dir: Path, corpus: list[str], vocab_size: int = 300, tile: int = 28,
+                        heads: int = 4) -> Path:
+    """Write a tiny InternVL (28-px tiles, 1 token per tile, 2-layer Qwen2 text model with ``heads`` attention
+    heads of 64 / heads dims: 2 for vLLM's CPU attention, which has no head_dim 16 kernel) + processor to
     ``out_dir`` with ``save_pretrained``; it loads back through AutoProcessor / AutoModelForImageTextToText."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -48,7 +50,7 @@ def build_tiny_internvl(out_dir: Path, corpus: list[str], vocab_size: int = 300,
         vision_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
                            image_size=tile, patch_size=tile // 2),
         text_config=dict(model_type="qwen2", vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         num_hidden_layers=2, num_attention_heads=heads, num_key_value_heads=max(1, heads // 2),
                          max_position_embeddings=2048, tie_word_embeddings=True, bos_token_id=tokenizer.pad_token_id,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id),
         image_token_id=tokenizer.context_image_token_id, image_seq_length=1, downsample_ratio=0.5)

@@ -5,8 +5,11 @@ reference (``training.rollout.generate_completions``):
 
 * the prompt is the same chat-formatted text (``data.encoding.prompt_and_images``) with the same images, in
   placeholder order; vLLM's multimodal processor is the checkpoint's HF processor, given the config's
-  ``min_pixels`` / ``max_pixels`` for images (``mm_processor_kwargs.images_kwargs``), so the image placeholders
-  expand to the same count;
+  ``min_pixels`` / ``max_pixels`` for images (``mm_processor_kwargs.images_kwargs.size``; not for InternVL's
+  fixed-size tiles: `image_size_kwargs`), so the image placeholders expand to the same count;
+* families with greedy parity on tiny checkpoints: Qwen2.5-VL, Qwen3-VL and InternVL in the transformers-native
+  "-hf" format (vLLM serves it with its InternS1 class), images and video files (tests/test_vllm_families.py);
+  InternVL's video-frame placeholders are mapped back to the reference's ids (`engine_placeholder_ids`);
 * a video file (``meta.video``) goes in as the frames the reference decodes (`data.video.sample_videos`) with
   their indices and fps, so the same video placeholders and timestamps. One known difference: for a clip whose
   temporal M-RoPE extent exceeds its spatial one, transformers continues the text positions after
@@ -80,6 +83,37 @@ def _reference_ids(model_path: str, processor) -> tuple[list[int], list[int]]:
     return eos_token_ids(shim, processor), suppressed_token_ids(shim)
 
 
+def image_size_kwargs(processor, min_pixels=None, max_pixels=None) -> dict:
+    """The engine's image-processor kwargs for the config's pixel limits, as `load_processor` applies them to the
+    reference: ``{"size": {"shortest_edge": min, "longest_edge": max}}`` (a missing bound from the checkpoint's
+    processor) for an image processor that bounds the pixel count (Qwen2.5-VL, Qwen3-VL); ``{}`` without limits
+    or for a processor that tiles at a fixed size (InternVL's GotOcr2: the reference ignores the limits there, and
+    vLLM's processor would reject ``min_pixels``)."""
+    if min_pixels is None and max_pixels is None:
+        return {}
+    image_processor = getattr(processor, "image_processor", None)
+    size = getattr(image_processor, "size", None)
+    if size is None or "longest_edge" not in size:
+        log.info("min_pixels / max_pixels do not apply to %s (fixed-size tiles); the engine ignores them, as the "
+                 "reference does", type(image_processor).__name__)
+        return {}
+    return {"size": {"shortest_edge": int(min_pixels or size["shortest_edge"]),
+                     "longest_edge": int(max_pixels or size["longest_edge"])}}
+
+
+def engine_placeholder_ids(processor) -> dict[int, int]:
+    """``{engine id: reference id}`` for video-frame placeholders the engine writes differently: vLLM's InternVL
+    processor marks a frame's features with ``<video>`` where transformers' `InternVLProcessor` writes
+    ``<IMG_CONTEXT>`` (same features, same completions). Mapped back so ``prompt_ids`` are the reference's (GRPO
+    re-scores completions on them: `training.engine_sync`). Empty for the other families."""
+    from transformers import InternVLProcessor
+
+    if not isinstance(processor, InternVLProcessor) or processor.video_token == processor.image_token:
+        return {}
+    convert = processor.tokenizer.convert_tokens_to_ids
+    return {int(convert(processor.video_token)): int(convert(processor.image_token))}
+
+
 def _cuda_available() -> bool:
     """True when torch sees a CUDA device (vLLM's GPU flavour)."""
     import torch
@@ -104,7 +138,8 @@ class VLLMGenerator(Generator):
 
         self.model_path, self.processor, self.templates = str(model_path), processor, templates
         self.eos_ids, self.suppressed_ids = _reference_ids(self.model_path, processor)
-        pixels = {k: int(v) for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None}
+        self.video_placeholders = engine_placeholder_ids(processor)
+        pixels = image_size_kwargs(processor, min_pixels, max_pixels)
         # The pixel limits go to the image processor only: the reference sets them there (`load_processor`),
         # a video keeps the checkpoint's video-processor limits in both backends.
         kwargs = dict(model=self.model_path, dtype=dtype, seed=int(seed), enforce_eager=bool(enforce_eager),
@@ -186,13 +221,17 @@ class VLLMGenerator(Generator):
         tokenizer, eos = self.processor.tokenizer, set(self.eos_ids)
         results = []
         for i, (sample, out) in enumerate(zip(inputs, outputs)):
+            prompt_ids = torch.tensor(out.prompt_token_ids, dtype=torch.long)
+            if "video" in requests[i].get("multi_modal_data", {}):
+                for engine_id, reference_id in self.video_placeholders.items():
+                    prompt_ids[prompt_ids == engine_id] = reference_id
             for completion in [c for c in out.outputs for _ in range(copies)]:
                 ids = list(completion.token_ids)
                 cut = next((k for k, t in enumerate(ids) if t in eos), None)
                 ids = ids if cut is None else ids[: cut + 1]
                 results.append({
                     "sample_id": sample.get("id"), "sample_index": i, "mode": modes[i],
-                    "prompt_ids": torch.tensor(out.prompt_token_ids, dtype=torch.long),
+                    "prompt_ids": prompt_ids.clone(),
                     "completion_ids": torch.tensor(ids, dtype=torch.long),
                     "completion_text": tokenizer.decode(ids if cut is None else ids[:-1], skip_special_tokens=False),
                     "truncated": cut is None,
