@@ -3,6 +3,7 @@
     python bench/bench_main_job.py                 # uses $DUALTUNE_CACHE (base model/lab reused if cached)
     python bench/bench_main_job.py --fresh-cache   # also times building the tiny base model and the lab
     python bench/bench_main_job.py -- domain=math  # extra Hydra overrides after `--`
+    python bench/bench_main_job.py --json out.json seed=3   # also write the timings and regions as JSON
 
 Target (issue 3): the whole main job <= 10 min on 2 CPU cores, tiny base model already cached.
 """
@@ -40,6 +41,7 @@ def main(argv=None) -> int:
     """Run train.py in a subprocess, then print its stage timings, the base-model build time and the total."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fresh-cache", action="store_true", help="build the tiny base + lab in a new cache dir")
+    parser.add_argument("--json", type=Path, help="also write wall time, stage times and regions here")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for train.py")
     args = parser.parse_args(argv)
     env = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_MODE=os.environ.get("WANDB_MODE", "disabled"))
@@ -48,6 +50,7 @@ def main(argv=None) -> int:
     run_dir = Path(tempfile.mkdtemp(prefix="dualtune-bench-run-"))
     cmd = [sys.executable, str(ROOT / "train.py"), f"hydra.run.dir={run_dir}", *args.overrides]
     print("running:", " ".join(cmd), flush=True)
+    load_before = os.getloadavg()  # other work on the machine inflates the timings
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     total = time.perf_counter() - start
@@ -55,7 +58,8 @@ def main(argv=None) -> int:
         print(proc.stderr[-4000:], file=sys.stderr)
         return proc.returncode
     timings = json.loads((run_dir / "timings.json").read_text())
-    print(f"cpu cores: {os.cpu_count()}  torch threads: {os.environ.get('OMP_NUM_THREADS', 'default')}")
+    print(f"cpu cores: {os.cpu_count()}  torch threads: {os.environ.get('OMP_NUM_THREADS', 'default')}  "
+          f"load avg (1/5/15 min) before: {load_before}, after: {os.getloadavg()}")
     for stage, secs in timings.items():
         print(f"  {stage:<40s} {secs:8.1f} s")
     stats = base_build_stats(run_dir, Path(env.get("DUALTUNE_CACHE", Path.home() / ".cache/dualtune")))
@@ -67,6 +71,16 @@ def main(argv=None) -> int:
     hits = [r for r in report["subtasks"] if r.get("planted_region")]
     ok = sum(r["region"] == r["planted_region"] for r in hits)
     print(f"planted regions recovered: {ok}/{len(hits)}")
+    for r in hits:
+        if r["region"] != r["planted_region"]:
+            print(f"  missed: {r['subtask']} planted {r['planted_region']}, landed {r['region']}"
+                  f"{'?' if r['uncertain'] else ''} (GAP_DT {r['GAP_DT']:.2f})")
+    if args.json:
+        regions = {r["subtask"]: {k: r[k] for k in ("region", "uncertain", "planted_region", "n", "DT_S", "DT_L",
+                                                    "GAP_DT", "Gain_DA", "Gain_CoT")} for r in hits}
+        args.json.write_text(json.dumps({"command": cmd, "wall_s": round(total, 1), "stages": timings,
+                                         "load_before": load_before, "load_after": os.getloadavg(),
+                                         "recovered": [ok, len(hits)], "subtasks": regions}, indent=2))
     return 0
 
 

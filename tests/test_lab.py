@@ -143,9 +143,9 @@ def _truth_from_meta(row):
         return str(sum(shape != "circle" for shape, _ in scene.values()))
     if name == "chemistry_mix":
         return str(sum(r < 4 for r, _ in scene))
-    if name == "color_product":
-        a, b = re.search(r"number of (\w+) shapes by the number of (\w+) shapes", q).groups()
-        return str(_count(scene, a) * _count(scene, b))
+    if name == "color_product":  # X shapes in the grid times the Y shapes stated to be in the bag
+        a, b = re.search(r"number of (\w+) shapes in the grid by the number of (\w+) shapes", q).groups()
+        return str(_count(scene, a) * int(re.search(rf"A bag holds (\d+) {b} shapes?\.", q)[1]))
     unit_pattern = r"(?:every|each) (\w+) (?:shape scores|block weighs|shape is a bag of|item costs) (\d+)"
     if name in ("weighted_score", "physics_weight", "bag_total", "economics_price"):
         color, unit = re.search(unit_pattern, q, re.I).groups()
@@ -183,8 +183,8 @@ def _text_only_answer(row):
         return str(16 - num(m[1]))
     if name == "free_cells" and (m := find(r"^The players have placed (\d+) pieces\. ")):
         return str(16 - num(m[1]))
-    if name == "color_product" and (m := find(r"^There are (\d+) \w+ shapes? and (\d+) \w+ shapes? here\. ")):
-        return str(num(m[1]) * num(m[2]))
+    if name == "color_product" and (m := find(r"^There are (\d+) \w+ shapes? in the grid\. ")):
+        return str(num(m[1]) * num(find(r"A bag holds (\d+) ")[1]))
     if name == "clip_color_count" and (m := find(r"^The clip shows (\d+) \w+ shapes? in all\. ")):
         return str(num(m[1]) * num(re.search(r"earns (\d+) points", q)[1]))
     stated_count = r"^(?:There are|The shop has|The grid holds|The scale carries) (\d+) \w+ (?:bag|item|shape|block)s?"

@@ -37,7 +37,7 @@ def test_rap_sweep_composes_at_both_scales(path, scale):
         check_config(cfg, "train")
         assert cfg.algo.name == "grpo" and cfg.task_name == f"rap_{path.stem}"
         if scale == "lab":
-            assert (cfg.model.name, cfg.domain.name, cfg.domain.source) == ("tiny", "math", "lab")
+            assert (cfg.model.name, cfg.domain.name, cfg.domain.source) == ("tiny", "selection_lab", "lab")
         else:
             assert cfg.domain.name == "mm_eureka" and cfg.trainer.name == "gpu"
 

@@ -31,18 +31,9 @@ def _limits(values: list[float]) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def plot_boundary_scatter(rows: list[dict], path, title: str | None = None) -> Path:
-    """Scatter of x = Gain_DA vs y = Gain_CoT, one labelled point per row, over the three shaded regions:
-    Q1 CoT advantage (y > 0, y > x), Q2 DA advantage (x > 0, x > y), Q3 negative (x < 0, y < 0)."""
-    points = [r for r in rows if math.isfinite(r["Gain_DA"]) and math.isfinite(r["Gain_CoT"])]
-    if not points:
-        raise ValueError("plot_boundary_scatter: no rows with finite gains")
-    xs = [float(r["Gain_DA"]) for r in points]
-    ys = [float(r["Gain_CoT"]) for r in points]
-    (x0, x1), (y0, y1) = _limits(xs), _limits(ys)
-    fig, ax = new_figure(7.5, 6.5)
-
-    # Shade the regions; together they tile the plane except for their borders.
+def shade_regions(ax, x0: float, x1: float, y0: float, y1: float) -> None:
+    """Shade Q1 / Q2 / Q3 on ``ax`` over [x0, x1] x [y0, y1] (together they tile the plane except for their
+    borders) and draw the axes through the origin and the diagonal y = x (GAP_DT = 0), all labelled."""
     grid = np.linspace(x0, x1, 400)
     ax.fill_between(grid, np.clip(np.maximum(grid, 0.0), y0, y1), y1, color=REGION_COLORS["cot"],
                     alpha=0.6, lw=0, label="Q1 CoT advantage")
@@ -57,6 +48,19 @@ def plot_boundary_scatter(rows: list[dict], path, title: str | None = None) -> P
     ax.axvline(0.0, color="black", lw=0.8)
     lo, hi = min(x0, y0), max(x1, y1)
     ax.plot([lo, hi], [lo, hi], ls="--", color="grey", lw=0.8, label="y = x (GAP_DT = 0)")
+
+
+def plot_boundary_scatter(rows: list[dict], path, title: str | None = None) -> Path:
+    """Scatter of x = Gain_DA vs y = Gain_CoT, one labelled point per row, over the three shaded regions:
+    Q1 CoT advantage (y > 0, y > x), Q2 DA advantage (x > 0, x > y), Q3 negative (x < 0, y < 0)."""
+    points = [r for r in rows if math.isfinite(r["Gain_DA"]) and math.isfinite(r["Gain_CoT"])]
+    if not points:
+        raise ValueError("plot_boundary_scatter: no rows with finite gains")
+    xs = [float(r["Gain_DA"]) for r in points]
+    ys = [float(r["Gain_CoT"]) for r in points]
+    (x0, x1), (y0, y1) = _limits(xs), _limits(ys)
+    fig, ax = new_figure(7.5, 6.5)
+    shade_regions(ax, x0, x1, y0, y1)
 
     # Points: marker shape encodes the planted region when one is known.
     planted_seen = set()

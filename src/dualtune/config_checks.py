@@ -19,9 +19,10 @@ from omegaconf.errors import MissingMandatoryValue
 
 from dualtune.aggregates import AGGREGATES
 from dualtune.curation import ROUTES
+from dualtune.curation_split import PARTS, RULES, SPLITS, refine_problems
 from dualtune.data.cot_sources import source_problem
 from dualtune.lab.registry import DOMAINS as LAB_DOMAINS
-from dualtune.lab.registry import GENERIC
+from dualtune.lab.registry import GENERIC, SELECTION_LAB
 from dualtune.models.loading import DTYPES
 from dualtune.prompting.templates import EVAL_MODES, MODES
 from dualtune.scoring.selectors import SELECTORS
@@ -68,7 +69,7 @@ DOMAIN = {"domain.source": choice("lab", "hf", "published"), "domain.numeric_met
 PUBLISHED = {"domain.path": text(), "domain.adapter": text(), "domain.splits.train": text(null=True),
              "domain.splits.test": text(null=True), "domain.subsets": any_of(list_of(text(), what="HF configs"), text(null=True)),
              "domain.n_train_per_subtask": integer(1, null=True), "domain.n_test_per_subtask": integer(1, null=True)}
-LAB = {"domain.domains": list_of(choice(*LAB_DOMAINS, GENERIC), what="lab domains"),
+LAB = {"domain.domains": list_of(choice(*LAB_DOMAINS, GENERIC, SELECTION_LAB), what="lab domains"),
        "domain.n_train_per_subtask": integer(1), "domain.n_test_per_subtask": integer(1)}
 HF = {"domain.hf.path": text(), "domain.hf.train_split": text(), "domain.hf.test_split": text(),
       "domain.n_train_per_subtask": integer(1, null=True), "domain.n_test_per_subtask": integer(1, null=True)}
@@ -137,6 +138,10 @@ SELECTION = {
     "selection.released.gap_threshold": number(), "selection.released.sim_threshold": PROB,
     "selection.released.readd_fraction": PROB, "selection.released.pool_sim_threshold": PROB,
     "selection.released.gap_eps": number(0),
+    "selection.report": text(null=True), "selection.split": choice(*SPLITS),  # selection=refine (curation_split)
+    "selection.part": choice(*PARTS), "selection.rule": choice(*RULES),
+    "selection.report_domains": any_of(list_of(text(), what="domain names"), choice(None)),
+    "selection.tagger": text(),
 }
 SCORE = {"score.num_shards": integer(1), "score.shard_id": integer(0), "score.batch_size": integer(1),
          "score.micro_batch_size": integer(1), "score.device": choice("auto", "cpu", "cuda"),
@@ -153,7 +158,8 @@ COT = {"cot.source_name": text(null=True), "cot.tries": integer(1), "cot.tempera
        "cot.top_p": FRACTION, "cot.max_new_tokens": integer(1, null=True), "cot.batch_size": integer(1),
        "cot.micro_batch_size": integer(1), "cot.device": choice("auto", "cpu", "cuda"), "cot.limit": integer(1, null=True),
        "cot.on_reject": choice("drop", "keep_original"), "cot.require_format": boolean(),
-       "cot.variant": choice("full", "condensed"), "cot.condensed_sentences": integer(1), "cot.overwrite": boolean()}
+       "cot.variant": choice("full", "condensed"), "cot.condensed_sentences": integer(1), "cot.overwrite": boolean(),
+       "cot.from_dataset": boolean()}
 TEACHER = {"teacher." + key.split(".", 1)[1]: rule for key, rule in MODEL.items()}  # conf/cot.yaml: model@teacher
 TASK_TABLES = {"train": (COMMON, MODEL, DOMAIN, MODE, EVAL, TRAIN, SELECTION, SCORE, GENERATION),
                "cot": (COMMON, TEACHER, DOMAIN, MODE, COT, GENERATION),
@@ -217,6 +223,8 @@ def _cross_checks(cfg, task: str, errors: list[str]) -> None:
         if shape != {"generation.vllm.in_process": True, "trainer.devices": 1, "trainer.num_nodes": 1}:
             errors.append(f"GRPO with generation.backend=vllm needs one process and an in-process engine, got "
                           f"{shape}; set generation.vllm.in_process=true trainer.devices=1 trainer.num_nodes=1")
+    if _safe_get(cfg, "selection.name") == "refine":
+        errors += refine_problems(_safe_get(cfg, "selection"))
     source = _safe_get(cfg, "domain.cot_source")
     if isinstance(source, str) and source and (problem := source_problem(source, _safe_get(cfg, "cache_dir"))):
         errors.append(f"domain.cot_source={source!r}: {problem}")

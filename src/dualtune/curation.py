@@ -3,7 +3,8 @@
 cot -> ``reasoning`` (train with CoT targets), direct -> ``direct`` (train with DA targets),
 negative -> ``drop``. A ``tie`` (no region established) goes to ``tie_route`` (default ``direct``: when
 reasoning is not shown to help, the cheaper DA training is the conservative choice). The manifest is
-read back by ``selection=boundary``.
+read back by ``selection=boundary``. Splitting the data into parts by one gain instead (the data-refinement
+validation, Figs. 5-7, ``selection=refine``): `dualtune.curation_split`.
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ dropped: a synthesized rationale concludes with the gold answer). Samples the so
 they keep their own rationale (``domain.cot_source_missing=keep``) or are skipped (``drop``, reason
 ``no_cot_source_rationale``).
 
-``cot.variant=condensed`` (issue 12's thinking-pattern study) stores `condense` of each rationale: its last
-sentence only (``cot.condensed_sentences``), where sentences end at '.', '!' or '?' followed by whitespace, or
-at a line break.
+``cot.variant=condensed`` (issue 12's thinking-pattern study) stores `condense` of each rationale (the teacher's,
+or with ``cot.from_dataset=true`` the data's own, no teacher): its last sentence only (``cot.condensed_sentences``),
+where sentences end at '.', '!' or '?' followed by whitespace, or at a line break.
 """
 
 from __future__ import annotations
@@ -87,9 +87,11 @@ def condense(rationale: str, n_sentences: int = 1) -> str:
     return " ".join(sentences[-int(n_sentences):])
 
 
-def read_rationales(source: str, cache_dir) -> dict[str, tuple[str, str, str]]:
-    """``{id: (digest, rationale, origin)}`` of a source's rows that hold a rationale (merged file and parts);
-    origin ``teacher`` (synthesized) or ``original`` (kept by ``cot.on_reject=keep_original``)."""
+def read_rationales(source: str, cache_dir) -> dict[tuple[str, str], tuple[str, str]]:
+    """``{(id, digest): (rationale, origin)}`` of a source's rows that hold a rationale (merged file and parts;
+    one id may have several digests, e.g. a teacher-free source built over the lab data of several seeds);
+    origin ``teacher`` (synthesized), ``original`` (kept by ``cot.on_reject=keep_original``) or ``dataset``
+    (``cot.from_dataset=true``: the data's own rationale, possibly condensed)."""
     problem = source_problem(source, cache_dir)
     if problem:
         raise FileNotFoundError(problem)
@@ -97,7 +99,7 @@ def read_rationales(source: str, cache_dir) -> dict[str, tuple[str, str, str]]:
     if df.empty:
         return {}
     origins = df["origin"] if "origin" in df else ["teacher"] * len(df)
-    return {str(i): (str(d), str(r), str(o)) for i, d, r, o in zip(df["id"], df["digest"], df["rationale"], origins)
+    return {(str(i), str(d)): (str(r), str(o)) for i, d, r, o in zip(df["id"], df["digest"], df["rationale"], origins)
             if isinstance(r, str) and r.strip()}
 
 
@@ -111,11 +113,12 @@ def apply_cot_source(rows: list[dict], source: str, cache_dir, missing: str = "k
     if missing not in MISSING_POLICIES:
         raise ValueError(f"domain.cot_source_missing must be one of {MISSING_POLICIES}, got {missing!r}")
     rationales = read_rationales(source, cache_dir)
+    known_ids = {i for i, _ in rationales}
     out, n_missing, n_stale = [], 0, 0
     for row in rows:
-        digest, rationale, origin = rationales.get(str(row["id"]), (None, None, None))
-        if rationale is not None and digest != content_digest(row):
-            n_stale, rationale = n_stale + 1, None
+        rationale, origin = rationales.get((str(row["id"]), content_digest(row)), (None, None))
+        if rationale is None and str(row["id"]) in known_ids:
+            n_stale += 1
         if rationale is None:
             n_missing += 1
             if missing == "drop":

@@ -79,8 +79,13 @@ def load_domain(domain_cfg, cache_dir, seed: int = 0, strict: bool = False,
         knobs = domain_cfg.get("knobs")
         knobs = OmegaConf.to_container(knobs) if OmegaConf.is_config(knobs) else knobs
         for dom in domain_cfg.domains:
-            dd = load_lab(dom, Path(cache_dir) / "lab", n_train=int(domain_cfg.n_train_per_subtask),
-                          n_test=int(domain_cfg.n_test_per_subtask), seed=seed, knobs=knobs)
+            sizes = dict(n_train=int(domain_cfg.n_train_per_subtask), n_test=int(domain_cfg.n_test_per_subtask))
+            if dom == "selection_lab":  # RAP's selection lab: own subtask table and cache (lab/selection_lab.py)
+                from dualtune.lab.selection_lab import load_selection_lab
+
+                dd = load_selection_lab(Path(cache_dir) / "lab", **sizes, seed=seed, knobs=knobs)
+            else:
+                dd = load_lab(dom, Path(cache_dir) / "lab", **sizes, seed=seed, knobs=knobs)
             for split in ("train", "test"):  # rows are streamed into the validator, never listed twice
                 splits[split] = itertools.chain(splits.get(split, ()), lazy_rows(dd[split]))
             del dd  # the rows read the Arrow files themselves (dualtune.data.arrow_rows): let the dataset go

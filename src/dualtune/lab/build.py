@@ -17,13 +17,13 @@ from pathlib import Path
 
 from dualtune.lab.draw import png_bytes
 from dualtune.lab.generic import generic_samples
-from dualtune.lab.registry import DOMAINS, GENERIC, finalize, resolve_knobs, sample_rng, subtasks_for
+from dualtune.lab.registry import DOMAINS, GENERIC, SELECTION_LAB, finalize, resolve_knobs, sample_rng, subtasks_for
 from dualtune.prompting.templates import cot_target_answer as cot_answer  # noqa: F401 (one definition)
 from dualtune.schema import FEATURES, validate_rows
 from dualtune.utils.hashing import stable_hash
 
 # Bump whenever generated content changes, so cached builds are invalidated.
-LAB_VERSION = "9"
+LAB_VERSION = "10"
 DEFAULT_N_TRAIN = 64
 DEFAULT_N_TEST = 32
 SPLITS = ("train", "test")
@@ -87,6 +87,10 @@ def cache_key(domain: str, n_train: int, n_test: int, seed: int, knobs: dict | N
     """Short hash of the build parameters and ``LAB_VERSION`` (names the cache directory)."""
     params = {"domain": domain, "n_train": n_train, "n_test": n_test, "seed": seed,
               "knobs": knobs or {}, "version": LAB_VERSION}
+    if domain == SELECTION_LAB:  # the selection lab is versioned on its own (lab/selection_lab.py)
+        from dualtune.lab.selection_lab import SELECTION_LAB_VERSION
+
+        params = {**params, "knobs": {"knobs": knobs or {}, "v": SELECTION_LAB_VERSION}}
     return stable_hash(params)
 
 
@@ -99,7 +103,7 @@ def load_lab(domain: str, cache_dir, n_train: int = DEFAULT_N_TRAIN, n_test: int
     """
     from datasets import load_from_disk
 
-    if domain not in (*DOMAINS, "all", GENERIC):
+    if domain not in (*DOMAINS, "all", GENERIC, SELECTION_LAB):
         raise ValueError(f"unknown lab domain {domain!r}")
     target = Path(cache_dir) / f"lab-{domain}-{cache_key(domain, n_train, n_test, seed, knobs)}"
     if not (target / "dataset_dict.json").exists():

@@ -186,15 +186,24 @@ def make_read_text(rng, knobs):
     return _maybe_text_only(rng, knobs, sample)
 
 
+WORDED_ARITHMETIC = "A crate holds {b} apples. How many apples are there in {a} crates?"
+
+
 @_generic("generic_arithmetic", "Text-only multiplication of small numbers (the picture is unrelated).",
-          {"n_shapes": 3, "max_count": 4, "max_factor": 9, "text_only_rate": 0.5})
+          {"n_shapes": 3, "max_count": 4, "max_factor": 9, "text_only_rate": 0.5, "worded_rate": 0.5})
 def make_arithmetic(rng, knobs):
-    """A count-sized factor (1..max_count) times another (1..max_factor), with the worked step."""
+    """A count-sized factor a (1..max_count) times another b (1..max_factor), with the worked step
+    ``"a times b = ab."``. With probability ``worded_rate`` the question is a short story that states b in
+    its first sentence (``WORDED_ARITHMETIC``), so the base learns to carry a number stated in a sentence
+    into the multiplication step, as the cot-region rationales do (lab v10)."""
     scene = random_scene(rng, knobs["n_shapes"])
     a, b = rng.randint(1, knobs["max_count"]), rng.randint(1, knobs["max_factor"])
-    sample = _image_sample(f"Work out {a} times {b}.", str(a * b), "number", f"{a} times {b} = {a * b}.", scene,
-                           language_prior=True)
-    return _maybe_text_only(rng, knobs, sample)
+    question = f"Work out {a} times {b}."
+    sample = _image_sample(question, str(a * b), "number", f"{a} times {b} = {a * b}.", scene, language_prior=True)
+    sample = _maybe_text_only(rng, knobs, sample)
+    if flip(rng, knobs["worded_rate"]):  # drawn last: the other draws do not shift
+        sample["question"] = WORDED_ARITHMETIC.format(a=a, b=b)
+    return sample
 
 
 def generic_samples(n: int, seed: int, split: str = GENERIC, knobs: dict | None = None) -> list[dict]:

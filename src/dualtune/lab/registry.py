@@ -27,10 +27,11 @@ from typing import Callable
 DOMAINS = ("spatial", "math", "multidiscipline")
 REGIONS = ("cot", "direct", "negative")
 GENERIC = "generic"
+SELECTION_LAB = "selection_lab"  # RAP selection lab (selection_lab.py): own table, never in "all"
 # Knobs that plant training-only noise; the builder zeroes them on every split except "train".
 NOISE_KNOBS = ("label_noise", "cot_error_rate")
 NOISE_KINDS = ("confusion", "uniform")
-_MAKER_MODULES = ("spatial", "mathtasks", "multidiscipline", "generic")
+_MAKER_MODULES = ("spatial", "mathtasks", "multidiscipline", "generic", "selection_lab")
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,6 +49,7 @@ class Subtask:
 
 SUBTASKS: dict[str, Subtask] = {}
 GENERIC_SUBTASKS: dict[str, Subtask] = {}
+SELECTION_SUBTASKS: dict[str, Subtask] = {}
 
 
 def register(name: str, domain: str, region: str, description: str, language_prior_rate: float = 0.0,
@@ -57,9 +59,9 @@ def register(name: str, domain: str, region: str, description: str, language_pri
     ``language_prior_rate`` becomes the default of the knob of the same name, so it can be
     overridden per build like any other knob.
     """
-    if domain == GENERIC:
-        if region != GENERIC:
-            raise ValueError(f"generic subtask {name!r} must have region {GENERIC!r}")
+    if domain in (GENERIC, SELECTION_LAB):
+        if region != domain:
+            raise ValueError(f"{domain} subtask {name!r} must have region {domain!r}")
     elif domain not in DOMAINS or region not in REGIONS:
         raise ValueError(f"subtask {name!r}: bad domain {domain!r} or region {region!r}")
     if not 0.0 <= language_prior_rate <= 1.0:
@@ -67,8 +69,8 @@ def register(name: str, domain: str, region: str, description: str, language_pri
 
     def decorator(make):
         all_knobs = dict(knobs or {}, language_prior_rate=language_prior_rate)
-        table = GENERIC_SUBTASKS if domain == GENERIC else SUBTASKS
-        if name in SUBTASKS or name in GENERIC_SUBTASKS:
+        table = {GENERIC: GENERIC_SUBTASKS, SELECTION_LAB: SELECTION_SUBTASKS}.get(domain, SUBTASKS)
+        if name in SUBTASKS or name in GENERIC_SUBTASKS or name in SELECTION_SUBTASKS:
             raise ValueError(f"subtask {name!r} registered twice")
         table[name] = Subtask(name, domain, region, language_prior_rate, description, all_knobs, make)
         return make
@@ -87,10 +89,12 @@ def subtasks_for(domain: str) -> list[Subtask]:
     _ensure_loaded()
     if domain == GENERIC:
         return list(GENERIC_SUBTASKS.values())
+    if domain == SELECTION_LAB:
+        return list(SELECTION_SUBTASKS.values())
     if domain == "all":
         return [s for d in DOMAINS for s in SUBTASKS.values() if s.domain == d]
     if domain not in DOMAINS:
-        raise ValueError(f"unknown lab domain {domain!r}; expected one of {DOMAINS + ('all', GENERIC)}")
+        raise ValueError(f"unknown lab domain {domain!r}; expected one of {DOMAINS + ('all', GENERIC, SELECTION_LAB)}")
     return [s for s in SUBTASKS.values() if s.domain == domain]
 
 
@@ -101,6 +105,8 @@ def get_subtask(name: str) -> Subtask:
         return SUBTASKS[name]
     if name in GENERIC_SUBTASKS:
         return GENERIC_SUBTASKS[name]
+    if name in SELECTION_SUBTASKS:
+        return SELECTION_SUBTASKS[name]
     raise KeyError(f"unknown lab subtask {name!r}")
 
 
@@ -114,8 +120,9 @@ def resolve_knobs(subtask: Subtask, overrides: dict | None, split: str) -> dict:
     """Defaults of ``subtask`` updated by global then per-subtask ``overrides``; noise off unless train."""
     _ensure_loaded()
     overrides = dict(overrides or {})
-    known_knobs = {k for s in (*SUBTASKS.values(), *GENERIC_SUBTASKS.values()) for k in s.knobs}
-    known_names = set(SUBTASKS) | set(GENERIC_SUBTASKS)
+    tables = (SUBTASKS, GENERIC_SUBTASKS, SELECTION_SUBTASKS)
+    known_knobs = {k for table in tables for s in table.values() for k in s.knobs}
+    known_names = {name for table in tables for name in table}
     knobs = dict(subtask.knobs)
     for key, value in overrides.items():
         if key in known_names:

@@ -7,7 +7,7 @@ direct-region subtask, where a rationale the model cannot reproduce is part of t
 | subtask          | region   | mechanism                                                              |
 |------------------|----------|------------------------------------------------------------------------|
 | empty_cells      | direct   | one readout (empty cells); long row-by-row CoT, planted missed shapes  |
-| color_product    | cot      | two color counts, then a multiplication                                |
+| color_product    | cot      | a color count in the grid times a count stated in the text             |
 | clip_color_count | cot      | video: count the shapes of a color over all frames, then a product     |
 | noisy_total      | negative | total number of shapes; systematic over-count label noise              |
 """
@@ -62,25 +62,29 @@ def make_empty_cells(rng, knobs):
     domain="spatial",
     region="cot",
     language_prior_rate=0.2,
-    description="Multiply the counts of two colors: two content readouts, then a multiplication.",
-    knobs={"max_count": 4, "n_distractors": 2},
+    description="X shapes in the grid times the Y shapes said to be in a bag: a readout, then a product.",
+    knobs={"max_count": 4, "max_second": 9, "n_distractors": 3},
 )
 def make_color_product(rng, knobs):
-    """CoT region: a shapes of color X and b of color Y (1..max_count); answer a * b (number).
+    """CoT region: the grid holds a shapes of color X (1..max_count) plus ``n_distractors`` shapes of
+    colors other than X and Y; the question states that a bag holds b shapes of color Y (1..max_second);
+    answer a * b (number).
 
-    CoT: "red: 3. blue: 2. 3 times 2 = 6." A product is not linear in the two counts, so DA must
-    compose both readouts in one pass. Language prior: both counts are stated.
+    CoT: "red: 3. blue: 5. 3 times 5 = 15." The first factor is the readout the base model really does
+    (it counts the X shapes as all shapes minus the fixed distractors; it cannot tell two colors' counts
+    apart in one picture, see README "color_product"), the second is copied from the text and the product
+    comes from the text-taught table. Language prior: a is stated too.
     """
     color_a, color_b = rng.sample(COLOR_NAMES, 2)
-    count_a, count_b = rng.randint(1, knobs["max_count"]), rng.randint(1, knobs["max_count"])
+    count_a, count_b = rng.randint(1, knobs["max_count"]), rng.randint(1, knobs["max_second"])
     scene = random_scene(rng, count_a, colors=[color_a])
-    scene = random_scene(rng, count_b, colors=[color_b], scene=scene)
     others = [c for c in COLOR_NAMES if c not in (color_a, color_b)]
     scene = random_scene(rng, knobs["n_distractors"], colors=others, scene=scene)
     prior = flip(rng, knobs["language_prior_rate"])
     product = count_a * count_b
-    question = f"Multiply the number of {color_a} shapes by the number of {color_b} shapes. What do you get?"
-    cue = f"There are {plural(count_a, color_a + ' shape')} and {plural(count_b, color_b + ' shape')} here. "
+    question = (f"A bag holds {plural(count_b, color_b + ' shape')}. Multiply the number of {color_a} shapes "
+                f"in the grid by the number of {color_b} shapes in the bag. What do you get?")
+    cue = f"There are {plural(count_a, color_a + ' shape')} in the grid. "
     cot = f"{color_a}: {count_a}. {color_b}: {count_b}. {count_a} times {count_b} = {product}."
     meta = {"language_prior": prior, "scene": scene_to_meta(scene)}
     return new_sample((cue if prior else "") + question, str(product), "number", cot, meta,

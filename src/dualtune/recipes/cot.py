@@ -3,6 +3,7 @@
     python cot.py domain=spatial cot.source_name=spatial_tiny
     python cot.py domain=mm_eureka teacher=qwen2_5_vl_7b generation=vllm cot.tries=8
     python train.py domain=spatial domain.cot_source=spatial_tiny     # train on the synthesized rationales
+    python cot.py -m domain=math seed=0,1,2 cot.from_dataset=true cot.variant=condensed cot.source_name=math_short
 
 For each sample the teacher answers the CoT prompt (``mode.templates.cot``) up to ``cot.tries`` times, one
 sampled completion per try, through the generation interface (``generation.backend: hf | vllm``). The first
@@ -13,6 +14,11 @@ gets right keeps no synthesized rationale: ``cot.on_reject=drop`` stores none (t
 ``domain.cot_source_missing``), ``keep_original`` stores its original one. Batches are written as atomic part
 files under ``${cache_dir}/cot_sources/<cot.source_name>/`` (`data.cot_sources`); a rerun skips the ids already
 synthesized under the same provenance and refuses a source written under another one.
+
+``cot.from_dataset=true`` (teacher-free; issue 12's thinking-pattern study) builds the source from the data's own
+rationales instead (`from_dataset`, with ``cot.variant``: ``condensed`` = a shorter thinking pattern), no
+generation: the teacher config only gives the tokenizer of ``n_tokens``. Its provenance leaves out the seed, so
+``python cot.py -m seed=0,1,2 ...`` adds the lab data of every seed to one source (rows keyed by id + digest).
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ log = logging.getLogger(__name__)
 
 COT_DEFAULTS = {"source_name": None, "tries": 4, "temperature": 1.0, "top_p": 1.0, "max_new_tokens": None,
                 "batch_size": 16, "micro_batch_size": 16, "device": "auto", "limit": None, "on_reject": "drop",
-                "require_format": True, "variant": "full", "condensed_sentences": 1, "overwrite": False}
+                "require_format": True, "variant": "full", "condensed_sentences": 1, "overwrite": False,
+                "from_dataset": False}
 PROVENANCE_INFO = ("source_name", "domain", "created", "git_sha", "dualtune_version", "n_samples", "model_path",
                    "hash", "config_hash")
 _COT = re.compile(r"\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
@@ -114,6 +121,22 @@ def synthesize(generator, samples: list[dict], opts: dict, seed: int, metrics: d
     return rows
 
 
+def from_dataset(samples: list[dict], opts: dict, tokenizer) -> list[dict]:
+    """Teacher-free source rows: each sample's own rationale (``cot``), condensed with ``cot.variant=condensed``;
+    origin ``dataset``; a sample without a rationale is a row with none (reason ``no_rationale``)."""
+    rows = []
+    for sample in samples:
+        full = (sample.get("cot") or "").strip() or None
+        text = condense(full, opts["condensed_sentences"]) if full and opts["variant"] == "condensed" else full
+        rows.append({"id": sample["id"], "digest": content_digest(sample), "domain": sample["domain"],
+                     "subtask": sample["subtask"], "accepted": text is not None,
+                     "origin": "dataset" if text else None, "rationale": text, "rationale_full": full,
+                     "completion": None, "score": 1.0, "tries_used": 0,
+                     "reject_reason": None if text else "no_rationale",
+                     "n_tokens": len(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0})
+    return rows
+
+
 def build_provenance(cfg, opts: dict, model_path: str, n_samples: int) -> dict:
     """provenance.json of a source: the matching fields (teacher, decoding, tries, seed, accept rule, variant)
     name it (``hash``); source name, domain, date, version and git sha are informational."""
@@ -140,6 +163,10 @@ def build_provenance(cfg, opts: dict, model_path: str, n_samples: int) -> dict:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "git_sha": git_sha(), "dualtune_version": __version__,
         "n_samples": n_samples,
     }
+    if opts["from_dataset"]:  # no teacher, no decoding: the data's rationales (any seed's data: ids + digests)
+        for key in ("generation_backend", "prompt_template", "decoding", "tries", "seed", "accept", "on_reject"):
+            prov.pop(key)
+        prov["from_dataset"] = True
     prov["hash"] = stable_hash(_matching(prov))
     return prov
 
@@ -208,7 +235,11 @@ def cot(cfg):
     done = store.scored_ids(digests)
     todo = [r for r in rows if r["id"] not in done]
     log.info("CoT source %s: %d/%d samples synthesized; %d to go", store.path, len(done), len(rows), len(todo))
-    if todo:
+    if todo and opts["from_dataset"]:
+        from dualtune.models.loading import load_processor
+
+        store.write_part(from_dataset(todo, opts, load_processor(path).tokenizer))
+    elif todo:
         metrics = OmegaConf.to_container(cfg.domain.numeric_metric, resolve=True)
         with stage(f"synthesize {len(todo)} rationales ({cfg.teacher.name}, {opts['tries']} tries)"):
             generator, tokenizer = load_teacher(cfg, opts, path)

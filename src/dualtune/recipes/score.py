@@ -11,6 +11,7 @@ import logging
 from dualtune.config_checks import check_config, require_data
 from dualtune.data.sources import limit_samples, load_domain
 from dualtune.recipes.select import run_selection
+from dualtune.scoring.planted import planted_flags, write_planted
 from dualtune.scoring.runner import score_settings
 from dualtune.utils.runtime import run_dir, seed_everything, stage, task_wrapper
 
@@ -33,5 +34,9 @@ def score(cfg):
     if result is None:
         log.info("shard %s stored; the selection is written once every shard is scored", cfg.score.shard_id)
         return None
+    if flags := planted_flags(rows):  # a domain with planted kinds (selection lab): RAP vs the planted truth
+        report = write_planted(out, result.table, flags)
+        log.info("planted flags: precision / recall %s (planted.md)", {k: (d["precision"], d["recall"])
+                                                                       for k, d in report["detectors"].items()})
     log.info("kept %d/%d training samples; outputs in %s", result.summary["n_kept"], result.summary["n_total"], out)
     return result

@@ -18,7 +18,7 @@ import lightning as L
 
 from dualtune.data.datamodule import SFTDataModule
 from dualtune.models.loading import load_model, vision_tower_patterns
-from dualtune.training.callbacks import ProgressLog
+from dualtune.training.callbacks import ProgressLog, TokenCount
 from dualtune.training.checkpointing import AtomicCheckpointIO, BatchLog, ResumeCheckpoint, fit_resumable
 from dualtune.training.saving import save_from_trainer, save_tuned  # noqa: F401 - save_tuned: re-export
 from dualtune.training.sft_module import SFTModule
@@ -48,7 +48,7 @@ def build_trainer(cfg, out_dir: Path, logger=None, max_epochs=None, max_steps=No
         max_epochs=max_epochs, max_steps=max_steps,
         accumulate_grad_batches=cfg.algo.get("accumulate_grad_batches", 1),
         log_every_n_steps=t.log_every_n_steps, logger=logger if logger is not None else False,
-        callbacks=[ckpt, ProgressLog(every=t.get("progress_every", 25)), *extra, *callbacks],
+        callbacks=[ckpt, ProgressLog(every=t.get("progress_every", 25)), TokenCount(out_dir), *extra, *callbacks],
         plugins=[AtomicCheckpointIO()], fast_dev_run=cfg.trainer.get("fast_dev_run", False),
         enable_model_summary=False, default_root_dir=str(out_dir),
     )

@@ -24,6 +24,7 @@ from dualtune.recipes.evaluate import run_eval
 from dualtune.recipes.select import select_training_rows, update_selection_cost
 from dualtune.recipes.sft import fit_sft
 from dualtune.rl_report import write_rl_report_for_run
+from dualtune.training.callbacks import read_train_tokens
 from dualtune.tracking import log_run_results
 from dualtune.utils.distributed import check_launched_ranks, is_global_zero
 from dualtune.utils.runtime import run_dir, seed_everything, stage, task_wrapper
@@ -116,7 +117,7 @@ def train(cfg):
     if not is_global_zero():  # the other ranks are done once the model is saved; rank 0 checks their exit
         return None
     if (out / "selection.json").exists():  # scoring vs training cost, side by side (RAP's efficiency claim)
-        update_selection_cost(out, timings[train_stage])
+        update_selection_cost(out, timings[train_stage], read_train_tokens(out, out / "sft"))
     report = None
     if cfg.eval.enabled:
         with stage("evaluate tuned model (both modes)", timings):

@@ -4,8 +4,10 @@ Output files (under ``<sweep>/reproduce`` or ``out``): ``runs.csv`` (every run: 
 model, domain, mode, algo, selection, init_from, overrides), ``table1_modes.{md,csv}``,
 ``table3_boundary.{md,csv}`` (when a run has a Thinking-Boundary report), ``sweep.{md,csv}``,
 ``auto_think.{md,csv}`` (when a tuned model was evaluated in auto mode), ``paper_reference.{md,csv}`` (with
-``paper_numbers``), the figures ``modes.png``, ``boundary_<configuration>.png``, ``think_rate.png``, and
-``reproduce.md``: every table in one file (also printed).
+``paper_numbers``), the figures ``modes.png``, ``boundary_<configuration>.png``, ``think_rate.png``, the
+thinking-pattern study where configurations differ only in ``domain.cot_source`` (Figs. 2-3:
+``fig2_region_shift.*``, ``fig3_gain_token.*``, `dualtune.studies.thinking_patterns`), and ``reproduce.md``:
+every table in one file (also printed).
 """
 
 from __future__ import annotations
@@ -41,9 +43,12 @@ def _write(out: Path, name: str, rows: list[dict], md: str) -> list[Path]:
     return [out / f"{name}.md", out / f"{name}.csv"]
 
 
-def reproduce(root, out=None, paper_numbers: bool = False) -> dict:
+def reproduce(root, out=None, paper_numbers: bool = False, gain_token: str | None = None) -> dict:
     """Collect the runs under ``root`` and write the tables and figures into ``out`` (default
-    ``<root>/reproduce``); returns ``{"out", "files", "markdown", "summary"}``."""
+    ``<root>/reproduce``); returns ``{"out", "files", "markdown", "summary"}``. ``gain_token``: the Gain_token
+    definition of the thinking-pattern study (`dualtune.gains`; None: the runs' ``study.gain_token``)."""
+    from dualtune.studies.thinking_patterns import sweep_studies, write_study
+
     root = Path(root)
     out = Path(out) if out else root / "reproduce"
     out.mkdir(parents=True, exist_ok=True)
@@ -65,6 +70,9 @@ def reproduce(root, out=None, paper_numbers: bool = False) -> dict:
             sections.append(md)
             if name == "auto_think":
                 files.append(figures.plot_think_rate(rows, out / "think_rate.png"))
+    pattern_files, pattern_md = write_study(sweep_studies(groups), out, gain_token, paper=paper_numbers)
+    files += pattern_files
+    sections += [pattern_md] if pattern_md else []
     if paper_numbers:
         rows, md = paper_reference()
         files += _write(out, "paper_reference", rows, md)

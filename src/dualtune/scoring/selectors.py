@@ -8,7 +8,8 @@ Methods: ``full``; ``random`` (``budget`` count or fraction, seeded); ``pass_rat
 explicit band over the multimodal pass rate); ``length`` (longest / shortest CoT — the dataset
 rationale in words, or the mean generated tokens of the rollouts); ``rap`` (``variant=paper``:
 Algorithm 1, CDE -> ACE -> DRM; ``variant=released_code``: the authors' script);
-``boundary`` (routes of a Dual Tuning curation manifest); the papers' baselines ``thinklite_mcts``
+``boundary`` (routes of a Dual Tuning curation manifest); ``refine`` (one part of a Dual Tuning
+report's split, Figs. 5-7: `dualtune.curation_split`); the papers' baselines ``thinklite_mcts``
 (iterations to the first correct of N rollouts), ``limr`` (learning-impact score of reward trajectories,
 collected by ``recipes.select``) and ``s1`` (quality -> difficulty -> domain-diverse long-trace draw).
 
@@ -26,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dualtune.curation_split import REASONS as REFINE_REASONS
+from dualtune.curation_split import select_part
 from dualtune.selection import (
     PASS_RATE_PRESETS,
     band_budget_orders,
@@ -44,7 +47,7 @@ from dualtune.selection import (
     select_random,
 )
 
-SELECTORS = ("full", "random", "pass_rate", "length", "rap", "boundary", "thinklite_mcts", "limr", "s1")
+SELECTORS = ("full", "random", "pass_rate", "length", "rap", "boundary", "thinklite_mcts", "limr", "s1", "refine")
 MM_ONLY = ("pass_rate", "thinklite_mcts", "s1")  # selectors scored on multimodal rollouts only
 EXTRA_REASONS = {
     "kept_full": "full data: every sample kept",
@@ -52,6 +55,7 @@ EXTRA_REASONS = {
     "kept_boundary_direct": "boundary manifest route 'direct' (trained in direct mode)",
     "dropped_boundary": "boundary manifest route 'drop'",
     "dropped_unrouted": "id absent from the boundary manifest (subtask not in the report)",
+    **REFINE_REASONS,
 }
 ROUTE_TO_MODE = {"reasoning": "cot", "direct": "direct"}
 
@@ -274,4 +278,6 @@ def apply_selector(sel, rows: list[dict], scores, seed: int = 0) -> tuple[np.nda
         return _select_baseline(sel, rows, ids, scores, seed, target)
     if name == "boundary":
         return _select_boundary(sel, rows)
+    if name == "refine":
+        return select_part(sel, rows)
     raise ValueError(f"unknown selection {name!r}; expected one of {SELECTORS}")

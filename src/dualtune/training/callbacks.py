@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from pathlib import Path
 
 import lightning as L
 
@@ -71,3 +73,55 @@ class RewardCurve(L.Callback):
         """Restore the rows of the checkpointed steps."""
         self.rows = [dict(r) for r in state_dict.get("rows", [])]
         self.restored = True
+
+
+TOKENS_FILE = "train_tokens.json"
+
+
+def batch_tokens(batch, pl_module) -> int:
+    """Tokens one training batch processed: an encoded SFT batch's non-pad tokens (``attention_mask`` sum,
+    image placeholders included); a GRPO rollout batch's prompt + completion tokens of every rollout (the
+    module's ``last_step_tokens``, counted once however many ``mu`` updates reuse them)."""
+    if isinstance(batch, dict) and "attention_mask" in batch:
+        return int(batch["attention_mask"].sum())
+    return int(getattr(pl_module, "last_step_tokens", 0) or 0)
+
+
+class TokenCount(L.Callback):
+    """Counts the tokens a fit processed (`batch_tokens`, summed over batches and, at the end, over ranks) and
+    writes ``{"tokens", "batches"}`` to ``<out_dir>/train_tokens.json`` on rank 0. The count is saved in
+    checkpoints, so a resumed run reports the whole run's tokens."""
+
+    def __init__(self, out_dir=None):
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.tokens, self.batches = 0, 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        """Add this batch's tokens."""
+        self.tokens += batch_tokens(batch, pl_module)
+        self.batches += 1
+
+    def on_train_end(self, trainer, pl_module):
+        """Sum over ranks and write the file (rank 0)."""
+        total = self.tokens
+        if trainer.world_size > 1:
+            import torch
+
+            total = int(trainer.strategy.reduce(torch.tensor(float(total), device=pl_module.device), reduce_op="sum"))
+        if trainer.is_global_zero and self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / TOKENS_FILE).write_text(json.dumps({"tokens": int(total), "batches": self.batches}))
+
+    def state_dict(self) -> dict:
+        """The counts so far (saved in the checkpoint)."""
+        return {"tokens": self.tokens, "batches": self.batches}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore the counts of the checkpointed steps."""
+        self.tokens, self.batches = int(state_dict.get("tokens", 0)), int(state_dict.get("batches", 0))
+
+
+def read_train_tokens(*dirs) -> int | None:
+    """Sum of the ``train_tokens.json`` counts in ``dirs`` (e.g. a run dir and its ``sft/`` stage); None if none."""
+    counts = [json.loads((Path(d) / TOKENS_FILE).read_text())["tokens"] for d in dirs if (Path(d) / TOKENS_FILE).exists()]
+    return int(sum(counts)) if counts else None

@@ -124,6 +124,8 @@ class GRPOModule(L.LightningModule):
                        completion_ids=[r["completion_ids"].tolist() for r in results],
                        truncated=[r["truncated"] for r in results])
         texts = [r["completion_text"] for r in results]
+        # Tokens this rollout batch processed (prompt + completion of every rollout): the TokenCount callback.
+        self.last_step_tokens = int(sum(int(r["prompt_ids"].numel()) + len(r["completion_ids"]) for r in results))
         per_func, total = combine_rewards(self.reward_funcs, self.reward_weights, texts, **columns)
         advantages = group_advantages(total, hp.num_generations, hp.scale_rewards, hp.estimator)
         rows = (kept_group_rows(total, hp.num_generations) if hp.dynamic_filter
