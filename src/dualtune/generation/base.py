@@ -94,9 +94,16 @@ def build_generator(cfg, model_path: str, processor, model=None, templates=None,
         if model is None:
             raise ValueError("generation.backend=hf needs the loaded model")
         return HFGenerator(model, processor, templates, micro_batch_size=micro_batch_size)
+    return vllm_generator(cfg, model_path, processor, templates, seed=seed)
+
+
+def vllm_generator(cfg, model_path: str, processor, templates=None, seed: int = 0, **engine_options) -> Generator:
+    """A `VLLMGenerator` on ``model_path`` with ``cfg.generation.vllm``'s settings, ``cfg.model``'s dtype (when the
+    settings give none; float32 without either) and pixel limits; ``engine_options``: further `VLLMGenerator`
+    keywords (e.g. GRPO's sleep mode and log-prob mode)."""
     from dualtune.generation.vllm import VLLMGenerator
 
-    knobs = dict(settings["vllm"])
+    knobs = dict(generation_settings(cfg)["vllm"])
     knobs["dtype"] = knobs["dtype"] or cfg.model.get("dtype") or "float32"
     return VLLMGenerator(model_path, processor, templates, min_pixels=cfg.model.get("min_pixels"),
-                         max_pixels=cfg.model.get("max_pixels"), seed=seed, **knobs)
+                         max_pixels=cfg.model.get("max_pixels"), seed=seed, **knobs, **engine_options)

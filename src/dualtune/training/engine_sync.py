@@ -32,7 +32,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from dualtune.generation.base import per_sample_modes
+from dualtune.generation.base import per_sample_modes, vllm_generator
 from dualtune.training.rollout import encode_prompt
 
 log = logging.getLogger(__name__)
@@ -175,14 +175,8 @@ class EngineSyncCallback(L.Callback):
 def build_engine_rollouts(cfg, algo, model_path: str, processor, templates=None) -> EngineRollouts:
     """`EngineRollouts` on a vLLM engine for ``model_path`` with ``cfg.generation.vllm``'s settings, ``cfg.model``'s
     dtype and pixel limits, and ``algo``'s ``vllm_enable_sleep_mode`` / ``vllm_importance_sampling_correction``."""
-    from dualtune.generation.base import generation_settings
-    from dualtune.generation.vllm import VLLMGenerator
-
-    knobs = dict(generation_settings(cfg)["vllm"])
-    knobs["dtype"] = knobs["dtype"] or cfg.model.get("dtype") or "float32"
     correction = bool(algo.get("vllm_importance_sampling_correction", False))
-    generator = VLLMGenerator(model_path, processor, templates, min_pixels=cfg.model.get("min_pixels"),
-                              max_pixels=cfg.model.get("max_pixels"), seed=int(cfg.get("seed", 0)),
-                              enable_sleep_mode=bool(algo.get("vllm_enable_sleep_mode", False)),
-                              logprobs_mode="processed_logprobs" if correction else None, **knobs)
+    generator = vllm_generator(cfg, model_path, processor, templates, seed=int(cfg.get("seed", 0)),
+                               enable_sleep_mode=bool(algo.get("vllm_enable_sleep_mode", False)),
+                               logprobs_mode="processed_logprobs" if correction else None)
     return EngineRollouts(generator, importance_sampling=correction)
