@@ -9,6 +9,8 @@ from pathlib import Path
 
 import lightning as L
 
+from dualtune.utils.io import atomic_write_text
+
 log = logging.getLogger("dualtune")
 
 
@@ -109,8 +111,7 @@ class TokenCount(L.Callback):
 
             total = int(trainer.strategy.reduce(torch.tensor(float(total), device=pl_module.device), reduce_op="sum"))
         if trainer.is_global_zero and self.out_dir is not None:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / TOKENS_FILE).write_text(json.dumps({"tokens": int(total), "batches": self.batches}))
+            atomic_write_text(self.out_dir / TOKENS_FILE, json.dumps({"tokens": int(total), "batches": self.batches}))
 
     def state_dict(self) -> dict:
         """The counts so far (saved in the checkpoint)."""
