@@ -20,7 +20,7 @@ from dualtune.data.datamodule import SFTDataModule
 from dualtune.models.loading import load_model, vision_tower_patterns
 from dualtune.training.callbacks import ProgressLog, TokenCount
 from dualtune.training.checkpointing import AtomicCheckpointIO, BatchLog, ResumeCheckpoint, fit_resumable
-from dualtune.training.saving import save_from_trainer, save_tuned  # noqa: F401 - save_tuned: re-export
+from dualtune.training.saving import save_from_trainer
 from dualtune.training.sft_module import SFTModule
 from dualtune.utils.distributed import after_fit
 from dualtune.utils.runtime import build_logger
