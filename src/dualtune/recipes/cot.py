@@ -33,7 +33,7 @@ from omegaconf import OmegaConf
 from dualtune.config_checks import check_config, require_data
 from dualtune.data.cot_sources import CotSourceStore, condense, content_digest, source_dir, summarize
 from dualtune.data.sources import limit_samples, load_domain
-from dualtune.prompting.answers import score_output
+from dualtune.prompting.answers import cot_format_ok, score_output
 from dualtune.scoring.store import write_json_atomic
 from dualtune.utils.hashing import git_sha, stable_hash
 from dualtune.utils.runtime import run_dir, seed_everything, stage, task_wrapper
@@ -46,7 +46,6 @@ COT_DEFAULTS = {"source_name": None, "tries": 4, "temperature": 1.0, "top_p": 1.
                 "from_dataset": False}
 PROVENANCE_INFO = ("source_name", "domain", "created", "git_sha", "dualtune_version", "n_samples", "model_path",
                    "hash", "config_hash")
-_COT = re.compile(r"\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
 
 
 def cot_settings(cfg) -> dict:
@@ -59,12 +58,12 @@ def cot_settings(cfg) -> dict:
 
 
 def thought_of(text: str) -> str | None:
-    """The thought of a well-formed CoT completion (`<think>T</think><answer>A</answer>`, tags not nested), or
-    None; leading / trailing whitespace of the thought is stripped."""
-    match = _COT.fullmatch(text or "")
-    if not match or any(tag in g for g in match.groups() for tag in ("<think>", "</think>", "<answer>")):
+    """The thought of a well-formed CoT completion (`prompting.answers.cot_format_ok`: one
+    `<think>T</think>` then a non-empty `<answer>A</answer>`, tags not nested), or None; leading / trailing
+    whitespace of the thought is stripped."""
+    if not cot_format_ok(text):
         return None
-    return match.group(1).strip()
+    return text.split("<think>", 1)[1].split("</think>", 1)[0].strip()
 
 
 def judge(text: str, sample: dict, metric: str, require_format: bool = True) -> tuple[str | None, float, str | None]:
