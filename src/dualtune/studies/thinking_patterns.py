@@ -29,6 +29,7 @@ from pathlib import Path
 from dualtune.gains import DEFAULT_GAIN_TOKEN, GAIN_TOKEN, gain_token
 from dualtune.boundary import classify_region
 from dualtune.reproduce.seeds import fmt, mean_std, pooled_report
+from dualtune.reproduce.tables import markdown
 
 log = logging.getLogger(__name__)
 
@@ -138,12 +139,6 @@ def source_rows(runs, definition: str = DEFAULT_GAIN_TOKEN) -> list[dict]:
     return out
 
 
-def _markdown(columns, rows) -> str:
-    """A GitHub markdown table."""
-    lines = ["| " + " | ".join(map(str, columns)) + " |", "|" + "---|" * len(columns)]
-    return "\n".join(lines + ["| " + " | ".join(map(str, r)) + " |" for r in rows]) + "\n"
-
-
 def _region(row: dict) -> str:
     """The region cell: region, ``?`` when uncertain."""
     return row["region"] + ("?" if row["uncertain"] else "")
@@ -170,7 +165,7 @@ def shift_table(study: Study, per_source: dict[str, list[dict]]) -> tuple[list[d
         csv_rows.append(csv)
         md_rows.append(cells + [" → ".join(regions) if shifted else "="])
     columns = ["domain", "subtask", *[f"{s} {c}" for s in names for c in ("Gain_DA", "Gain_CoT", "region")], "shift"]
-    return csv_rows, _markdown(columns, md_rows), moved, len(keys)
+    return csv_rows, markdown(columns, md_rows), moved, len(keys)
 
 
 def gain_token_table(study: Study, per_source: dict[str, list[dict]]) -> tuple[list[dict], str]:
@@ -189,7 +184,7 @@ def gain_token_table(study: Study, per_source: dict[str, list[dict]]) -> tuple[l
         md_rows.append(cells)
     columns = ["domain", "subtask", "base CoT tokens",
                *[f"{s} {c}" for s in names for c in ("Gain_CoT", "CoT tokens", "Gain_token")]]
-    return csv_rows, _markdown(columns, md_rows)
+    return csv_rows, markdown(columns, md_rows)
 
 
 def paper_fig3(definition: str) -> str:
@@ -201,7 +196,7 @@ def paper_fig3(definition: str) -> str:
     for task, data in PAPER_FIG3.items():
         rows.append([task, *(f"{v:.2f}" for pair in data for v in pair),
                      *((f"{scale * c / t:.0f}" for c, t in data) if scale else ("—", "—"))])
-    return ("### Paper Fig. 3 (MathVista, Qwen2.5-VL-7B; digest §7): reference only\n\n" + _markdown(
+    return ("### Paper Fig. 3 (MathVista, Qwen2.5-VL-7B; digest §7): reference only\n\n" + markdown(
         ["task", "Data1 Gain_CoT", "Data1 Gain_token", "Data2 Gain_CoT", "Data2 Gain_token",
          f"Data1 implied CoT tokens ({definition})", f"Data2 implied CoT tokens ({definition})"], rows))
 
