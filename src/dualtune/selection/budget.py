@@ -111,16 +111,9 @@ def rap_budget_orders(ids, kept, reasons, p_mm, gap, ace_flag, M: int, seed: int
 
 def band_budget_orders(ids, kept, scores, center: float, seed: int = 0):
     """(drop_order, fill_order) for a band selector: farthest from ``center`` dropped first, closest added
-    first; NaN scores are never added."""
-    ids = check_ids(ids)
-    n = len(ids)
-    kept = as_mask(kept, "kept", n)
-    s = as_vector(scores, "scores", n)
-    dist = np.nan_to_num(np.abs(s - float(center)), nan=np.inf)
-    ties = tie_ranks(ids, seed)
-    drop = order_by([-dist], ties)
-    fill = order_by([dist], ties)
-    return drop[kept[drop]], fill[~kept[fill] & ~np.isnan(s[fill])]
+    first; NaN scores are never added (:func:`ranked_budget_orders` with priority ``-|score - center|``)."""
+    s = as_vector(scores, "scores", len(check_ids(ids)))
+    return ranked_budget_orders(ids, kept, -np.abs(s - float(center)), seed)
 
 
 def ranked_budget_orders(ids, kept, priority, seed: int = 0):
