@@ -32,6 +32,7 @@ from dualtune.curation_split import select_part
 from dualtune.selection import (
     PASS_RATE_PRESETS,
     band_budget_orders,
+    cde_gap,
     fit_to_budget,
     iterations_to_solve,
     rap_budget_orders,
@@ -147,8 +148,8 @@ def _fit(kept, reasons, info: dict, target: dict | None, orders) -> tuple[np.nda
     return kept, reasons, info
 
 
-def _select_rap(sel, ids, scores, seed) -> tuple[np.ndarray, list[str], dict]:
-    """RAP, paper variant (Algorithm 1) or the released script."""
+def _select_rap(sel, ids, scores, seed, target) -> tuple[np.ndarray, list[str], dict]:
+    """RAP, paper variant (Algorithm 1) or the released script (fitted to ``target``, see :func:`budget_target`)."""
     if _opt(sel, "variant", "paper") == "released_code":
         rel = _opt(sel, "released", {})
         records = [{"id": i, "img_rewards": list(a), "txt_rewards": list(b)}
@@ -163,7 +164,7 @@ def _select_rap(sel, ids, scores, seed) -> tuple[np.ndarray, list[str], dict]:
         columns = {"rel_p_img": feats.p_img, "rel_p_txt": feats.p_txt, "rel_similarity": feats.similarity}
         info = {"variant": "released_code", "mean_img": feats.mean_img, "mean_txt": feats.mean_txt, "columns": columns}
         m = max(len(r) for r in scores["mm_rewards"])
-        return _fit(kept, reasons, info, budget_target(sel, len(ids)), lambda: rap_budget_orders(
+        return _fit(kept, reasons, info, target, lambda: rap_budget_orders(
             ids, kept, reasons, feats.p_img, feats.gap, np.zeros(len(ids), dtype=bool), m, seed))
     cde, ace, drm = _opt(sel, "cde", {}), _opt(sel, "ace", {}), _opt(sel, "drm", {})
     m = rollouts_for(sel)
@@ -179,10 +180,9 @@ def _select_rap(sel, ids, scores, seed) -> tuple[np.ndarray, list[str], dict]:
                                lam_c=float(_opt(cde, "lam_c", 0.5)), drm=bool(_opt(drm, "enabled", True)),
                                cde=use_cde, **kwargs)
     flags = flags if flags is not None else np.zeros(len(ids), dtype=bool)
-    gap = np.asarray(scores["p_mm"], dtype=float) - np.asarray(scores["p_txt"], dtype=float) if use_cde \
-        else np.full(len(ids), np.nan)
+    gap = cde_gap(scores["p_mm"], scores["p_txt"]) if use_cde else np.full(len(ids), np.nan)
     info = {"variant": "paper", "M": m, "columns": {"ace_flag": flags}}
-    return _fit(kept, reasons, info, budget_target(sel, len(ids)),
+    return _fit(kept, reasons, info, target,
                 lambda: rap_budget_orders(ids, kept, reasons, scores["p_mm"], gap, flags, m, seed))
 
 
@@ -195,6 +195,12 @@ def quality_ok(row: dict) -> bool:
     options = row.get("options") or []
     letters = {chr(ord("A") + k) for k in range(len(options))}
     return not options or answer.upper() in letters
+
+
+def trace_lengths(rows: list[dict], scores, source: str = "dataset"):
+    """Per-row reasoning-trace length: the mean generated tokens of the rollouts (``source="rollouts"``) or
+    the words of the dataset rationale (``cot``)."""
+    return scores["mm_tokens"] if source == "rollouts" else [len((r.get("cot") or "").split()) for r in rows]
 
 
 def _select_baseline(sel, rows, ids, scores, seed, target) -> tuple[np.ndarray, list[str], dict]:
@@ -213,8 +219,7 @@ def _select_baseline(sel, rows, ids, scores, seed, target) -> tuple[np.ndarray, 
         from dualtune.selection import limr_scores
 
         return kept, reasons, {**info, "epochs": int(traj.shape[1]), "columns": {"limr_score": limr_scores(traj)}}
-    use_rollouts = _opt(sel, "length_source", "dataset") == "rollouts"
-    lengths = scores["mm_tokens"] if use_rollouts else [len((r.get("cot") or "").split()) for r in rows]
+    lengths = trace_lengths(rows, scores, _opt(sel, "length_source", "dataset"))
     kept, reasons = select_s1(ids, [r.get("subtask") for r in rows], scores["p_mm"], lengths,
                               [quality_ok(r) for r in rows], budget, float(_opt(sel, "max_pass_rate", 0.0)), seed)
     return kept, reasons, {**info, "M": rollouts_for(sel), "columns": {"trace_length": np.asarray(lengths, float)}}
@@ -264,16 +269,16 @@ def apply_selector(sel, rows: list[dict], scores, seed: int = 0) -> tuple[np.nda
         low = bounds.low if bounds else band["low"]
         high = bounds.high if bounds else band["high"]
         center = ((0.0 if low is None else low) + (1.0 if high is None else high)) / 2
-        return _fit(kept, reasons, {"preset": preset, "M": rollouts_for(sel), **band}, budget_target(sel, len(ids)),
+        return _fit(kept, reasons, {"preset": preset, "M": rollouts_for(sel), **band}, target,
                     lambda: band_budget_orders(ids, kept, scores["p_mm"], center, seed))
     if name == "length":
         target = target or {"budget": 1.0, "resolved_budget": len(ids), "budget_source": None}
         source = _opt(sel, "source", "dataset")
-        lengths = scores["mm_tokens"] if source == "rollouts" else [len((r.get("cot") or "").split()) for r in rows]
+        lengths = trace_lengths(rows, scores, source)
         kept, reasons = select_length(ids, lengths, target["resolved_budget"], longest=bool(_opt(sel, "longest", True)))
         return kept, reasons, {**target, "source": source, "longest": bool(_opt(sel, "longest", True))}
     if name == "rap":
-        return _select_rap(sel, ids, scores, seed)
+        return _select_rap(sel, ids, scores, seed, target)
     if name in ("thinklite_mcts", "limr", "s1"):
         return _select_baseline(sel, rows, ids, scores, seed, target)
     if name == "boundary":
