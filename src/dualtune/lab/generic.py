@@ -84,6 +84,27 @@ def _stated_answer_cue(rng, knobs, sample: dict, cue: str) -> dict:
     return sample
 
 
+def count_all_words(n: int) -> tuple[str, str, str]:
+    """(question, cot, cue) of a count of every object, ``n`` of them. The three counts' words are shared with
+    the selection lab (``selection_lab.py``) and the probe (``probe.py``), which speak the mixture's wording."""
+    return ("What is the total number of objects in the picture?",
+            f"Altogether the picture holds {plural(n, 'object')}.", f"Note: the picture holds {n} objects. ")
+
+
+def count_color_words(color: str, positions: list) -> tuple[str, str, str]:
+    """(question, cot, cue) of a count of the ``color`` objects at ``positions`` (the rationale lists them)."""
+    n = len(positions)
+    return (f"Count the {color} objects in the picture.",
+            f"{color.capitalize()} objects: {describe_positions(positions)}. Total {n}.",
+            f"Note: the count of {color} objects is {n}. ")
+
+
+def count_shape_words(shape: str, n: int) -> tuple[str, str, str]:
+    """(question, cot, cue) of a count of the ``shape`` objects, ``n`` of them."""
+    return (f"Tell me how many {shape}s the picture contains.", f"I see {plural(n, shape)}.",
+            f"Note: the count of {shape}s is {n}. ")
+
+
 @_generic("generic_count_color", "Count the objects of one color.",
           {"max_count": 4, "n_distractors": 3, "text_only_rate": 0.5},
           language_prior_rate=0.2)
@@ -94,10 +115,9 @@ def make_count_color(rng, knobs):
     others = [c for c in COLOR_NAMES if c != color]
     scene = random_scene(rng, knobs["n_distractors"], colors=others, scene=scene)
     positions = sorted(cell for cell, (_, c) in scene.items() if c == color)
-    cot = f"{color.capitalize()} objects: {describe_positions(positions)}. Total {len(positions)}."
-    question = f"Count the {color} objects in the picture."
+    question, cot, cue = count_color_words(color, positions)
     sample = _image_sample(question, str(len(positions)), "number", cot, scene)
-    return _stated_answer_cue(rng, knobs, sample, f"Note: the count of {color} objects is {len(positions)}. ")
+    return _stated_answer_cue(rng, knobs, sample, cue)
 
 
 @_generic("generic_count_all", "Count every object in the picture.", {"max_objects": 8, "text_only_rate": 0.5},
@@ -105,10 +125,9 @@ def make_count_color(rng, knobs):
 def make_count_all(rng, knobs):
     """Number answer 1..max_objects."""
     scene = random_scene(rng, rng.randint(1, knobs["max_objects"]))
-    cot = f"Altogether the picture holds {plural(len(scene), 'object')}."
-    sample = _image_sample("What is the total number of objects in the picture?", str(len(scene)), "number",
-                           cot, scene)
-    return _stated_answer_cue(rng, knobs, sample, f"Note: the picture holds {len(scene)} objects. ")
+    question, cot, cue = count_all_words(len(scene))
+    sample = _image_sample(question, str(len(scene)), "number", cot, scene)
+    return _stated_answer_cue(rng, knobs, sample, cue)
 
 
 @_generic("generic_count_shape", "Count the objects of one shape.",
@@ -120,9 +139,9 @@ def make_count_shape(rng, knobs):
     scene = random_scene(rng, rng.randint(0, knobs["max_count"]), shapes=[shape])
     scene = random_scene(rng, knobs["n_distractors"], shapes=[s for s in SHAPES if s != shape], scene=scene)
     count = sum(s == shape for s, _ in scene.values())
-    cot = f"I see {plural(count, shape)}."
-    sample = _image_sample(f"Tell me how many {shape}s the picture contains.", str(count), "number", cot, scene)
-    return _stated_answer_cue(rng, knobs, sample, f"Note: the count of {shape}s is {count}. ")
+    question, cot, cue = count_shape_words(shape, count)
+    sample = _image_sample(question, str(count), "number", cot, scene)
+    return _stated_answer_cue(rng, knobs, sample, cue)
 
 
 @_generic("generic_shape_color", "Color of the only object of a given shape.", {"n_others": 4})

@@ -25,6 +25,7 @@ import random
 from collections import defaultdict
 
 from dualtune.lab.draw import COLOR_NAMES, FRAME_COLS, FRAME_ROWS, all_cells, random_scene, render_clip, render_grid
+from dualtune.lab.generic import count_all_words, count_color_words
 
 PROBES = ("total", "color_fixed", "color_varied", "clip")
 
@@ -36,7 +37,7 @@ def probe_samples(n: int, seed: int = 7) -> list[dict]:
     for i in range(n * len(PROBES)):
         kind = PROBES[i % len(PROBES)]
         color = rng.choice(COLOR_NAMES)
-        question = f"Count the {color} objects in the picture."
+        question = count_color_words(color, [])[0]
         images, video = [], []
         if kind == "clip":
             frames = [random_scene(rng, rng.randint(0, 1), colors=[color], cells=all_cells(FRAME_ROWS, FRAME_COLS))
@@ -51,7 +52,7 @@ def probe_samples(n: int, seed: int = 7) -> list[dict]:
             scene = random_scene(rng, distractors, colors=[c for c in COLOR_NAMES if c != color], scene=scene)
             images, total, answer = [render_grid(scene)], len(scene), count
             if kind == "total":
-                question, answer = "What is the total number of objects in the picture?", total
+                question, answer = count_all_words(total)[0], total
         rows.append({"id": f"{kind}-{i}", "domain": "probe", "subtask": kind, "images": images, "video": video,
                      "question": question, "options": [], "answer": str(answer), "answer_type": "number",
                      "cot": "", "meta": json.dumps({"total": total, "distractors": distractors})})

@@ -26,8 +26,9 @@ words are the generic mixture's. ``load_selection_lab`` caches builds like ``loa
 
 from __future__ import annotations
 
-from dualtune.lab.draw import COLOR_NAMES, SHAPES, describe_positions, random_scene, render_grid, scene_to_meta
-from dualtune.lab.registry import SELECTION_LAB, flip, new_sample, plural, register
+from dualtune.lab.draw import COLOR_NAMES, SHAPES, random_scene, render_grid, scene_to_meta
+from dualtune.lab.generic import count_all_words, count_color_words, count_shape_words
+from dualtune.lab.registry import SELECTION_LAB, flip, new_sample, register
 
 PLANTED = ("language_prior", "easy", "hard", "cognitive")
 # Bump when generated content changes (part of the cache key, with the lab's LAB_VERSION).
@@ -59,11 +60,13 @@ def draw_level(rng, knobs, kind: str) -> int:
     return rng.randint(lo, hi)
 
 
-def _sample(kind, level, question, answer, cot, cue, scene) -> dict:
-    """One selection-lab sample over a grid image; the language-prior cue is prepended for that kind."""
+def _sample(kind, level, words, scene) -> dict:
+    """One selection-lab sample over a grid image, answer ``level``; ``words`` = the generic mixture's
+    (question, cot, cue), the language-prior cue prepended for that kind."""
+    question, cot, cue = words
     prior = kind == "language_prior"
     meta = {"planted": kind, "level": level, "language_prior": prior, "scene": scene_to_meta(scene)}
-    return new_sample((cue if prior else "") + question, answer, "number", cot, meta, images=[render_grid(scene)])
+    return new_sample((cue if prior else "") + question, str(level), "number", cot, meta, images=[render_grid(scene)])
 
 
 def _selection(name, description, levels, **extra):
@@ -79,10 +82,7 @@ def make_count_all(rng, knobs):
     """generic_count_all's question over ``level`` objects; the note states the total."""
     kind = planted_kind(rng, knobs)
     level = draw_level(rng, knobs, kind)
-    scene = random_scene(rng, level)
-    cot = f"Altogether the picture holds {plural(level, 'object')}."
-    return _sample(kind, level, "What is the total number of objects in the picture?", str(level), cot,
-                   f"Note: the picture holds {level} objects. ", scene)
+    return _sample(kind, level, count_all_words(level), random_scene(rng, level))
 
 
 @_selection("sel_count_color", "Count the objects of one color next to n_others of other colors; the knob is "
@@ -95,10 +95,8 @@ def make_count_color(rng, knobs):
     color = rng.choice(COLOR_NAMES)
     scene = random_scene(rng, level, colors=[color])
     scene = random_scene(rng, knobs["n_others"], colors=[c for c in COLOR_NAMES if c != color], scene=scene)
-    positions = sorted(cell for cell, (_, c) in scene.items() if c == color)
-    cot = f"{color.capitalize()} objects: {describe_positions(positions)}. Total {level}."
-    return _sample(kind, level, f"Count the {color} objects in the picture.", str(level), cot,
-                   f"Note: the count of {color} objects is {level}. ", scene)
+    positions = sorted(cell for cell, (_, c) in scene.items() if c == color)  # exactly ``level`` of them
+    return _sample(kind, level, count_color_words(color, positions), scene)
 
 
 @_selection("sel_count_shape", "Count the objects of one shape next to n_others of other shapes; the knob is "
@@ -111,8 +109,7 @@ def make_count_shape(rng, knobs):
     shape = rng.choice(SHAPES)
     scene = random_scene(rng, level, shapes=[shape])
     scene = random_scene(rng, knobs["n_others"], shapes=[s for s in SHAPES if s != shape], scene=scene)
-    return _sample(kind, level, f"Tell me how many {shape}s the picture contains.", str(level),
-                   f"I see {plural(level, shape)}.", f"Note: the count of {shape}s is {level}. ", scene)
+    return _sample(kind, level, count_shape_words(shape, level), scene)
 
 
 def load_selection_lab(cache_dir, n_train: int = 64, n_test: int = 32, seed: int = 0, knobs: dict | None = None):
