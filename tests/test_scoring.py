@@ -17,7 +17,7 @@ from dualtune.data.sources import load_domain, sample_meta
 from dualtune.recipes.select import TRAIN_MODE_KEY, run_selection, select_training_rows
 from dualtune.scoring import (
     RolloutCache, RolloutSettings, ScoreStore, apply_selector, collect_rollouts, shard_of, update_selection_cost)
-from dualtune.scoring.rollouts import sample_digest
+from dualtune.utils.hashing import sample_digest
 from dualtune.scoring.store import write_parquet_atomic
 from dualtune.selection import RELEASED_REASONS, released_code_select
 from tests.conftest import TEST_MODEL_OVERRIDES, compose

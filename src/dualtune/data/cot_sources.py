@@ -30,7 +30,7 @@ import re
 from pathlib import Path
 
 from dualtune.scoring.store import ScoreStore
-from dualtune.utils.hashing import stable_hash, visual_digest
+from dualtune.utils.hashing import sample_digest
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +69,8 @@ def source_problem(source: str, cache_dir) -> str | None:
 
 def content_digest(sample: dict) -> str:
     """The content digest rows are keyed by: id, question, options, answer, answer type, images by content
-    (the formula of ``scoring.rollouts.sample_digest``, so a source and a score store agree on a sample)."""
-    return stable_hash([sample["id"], sample.get("question"), list(sample.get("options") or []),
-                        sample.get("answer"), sample.get("answer_type"), visual_digest(sample)])
+    (`dualtune.utils.hashing.sample_digest`, the score store's key too, so both agree on a sample)."""
+    return sample_digest(sample)
 
 
 def condense(rationale: str, n_sentences: int = 1) -> str:

@@ -18,7 +18,8 @@ import numpy as np
 
 from dualtune.data.sources import sample_meta
 from dualtune.scoring.provenance import ScoringPlan
-from dualtune.scoring.rollouts import RolloutCache, collect_rollouts, rollout_summary, sample_digest
+from dualtune.scoring.rollouts import RolloutCache, collect_rollouts, rollout_summary
+from dualtune.utils.hashing import sample_digest
 from dualtune.scoring.store import ScoreStore
 from dualtune.selection.ace import AceResult
 from dualtune.selection.drm import ace_needed

@@ -5,7 +5,7 @@ parameters, the seed, the conditions and ACE settings — the *matching* fields,
 names the store — plus informational fields (git sha, config hash, dataset size, time) that
 never block reuse. Two runs reuse each other's scores iff their matching fields are equal.
 
-Within a store, each score row carries its sample's content digest (``rollouts.sample_digest``: id,
+Within a store, each score row carries its sample's content digest (``utils.hashing.sample_digest``: id,
 question, options, answer and the images / video frames by content); only rows whose digest matches
 the current sample are reused, so a sample whose image changed is scored again. The informational
 ``dataset_digest`` hashes those per-sample digests (the dataset's content, not only its ids).

@@ -29,7 +29,7 @@ import numpy as np
 
 from dualtune.prompting.answers import cot_format_ok, score_output
 from dualtune.selection.released_code import released_reward
-from dualtune.utils.hashing import stable_hash, visual_digest
+from dualtune.utils.hashing import sample_digest, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +68,6 @@ def condition_inputs(samples, condition: str) -> list[dict]:
     if condition not in CONDITIONS:
         raise ValueError(f"condition must be one of {CONDITIONS}, got {condition!r}")
     return list(samples) if condition == "mm" else [strip_images(s) for s in samples]
-
-
-def sample_digest(sample: dict) -> str:
-    """Hash of what a sample's rollouts depend on besides its id (text, options, answer, images and video
-    frames by content), so a changed image re-scores the sample."""
-    return stable_hash([sample["id"], sample.get("question"), list(sample.get("options") or []),
-                        sample.get("answer"), sample.get("answer_type"), visual_digest(sample)])
 
 
 def judge(text: str, sample: dict, mode: str) -> tuple[bool, bool, float]:

@@ -17,14 +17,15 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from dualtune.schema import duplicate_ids
+from dualtune.generation.base import build_generator, generation_settings
 from dualtune.scoring.attention import AceSettings
 from dualtune.scoring.pipeline import score_samples
 from dualtune.scoring.provenance import ScoringPlan, build_provenance, resolve_store
-from dualtune.generation.base import build_generator, generation_settings
 from dualtune.scoring.rollouts import (
-    GeneratorRolloutBackend, HFRolloutBackend, RolloutCache, RolloutSettings, rollout_cache_key, sample_digest)
+    GeneratorRolloutBackend, HFRolloutBackend, RolloutCache, RolloutSettings, rollout_cache_key)
 from dualtune.scoring.selectors import rollouts_for, scoring_needs
 from dualtune.scoring.store import ScoreStore, shard_of
+from dualtune.utils.hashing import sample_digest
 
 log = logging.getLogger(__name__)
 

@@ -106,3 +106,11 @@ def visual_digest(sample: dict) -> str:
     if video_file is not None:  # only then: digests of samples without one are unchanged
         visual["video_file"] = video_file
     return stable_hash(visual, length=32)
+
+
+def sample_digest(sample: dict) -> str:
+    """Hash of what a sample's generations depend on besides the model: id, question, options, answer, answer
+    type and its visual content (`visual_digest`). Score stores and CoT sources key their rows by it, so a
+    changed image or question invalidates both."""
+    return stable_hash([sample["id"], sample.get("question"), list(sample.get("options") or []),
+                        sample.get("answer"), sample.get("answer_type"), visual_digest(sample)])
