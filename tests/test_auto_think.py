@@ -51,7 +51,7 @@ def test_auto_prompt_is_neutral():
     ("", False),
 ])
 def test_thinks(output, expected):
-    from dualtune.prompting.templates import thinks
+    from dualtune.prompting.answers import thinks
 
     assert thinks(output) is expected
 
@@ -90,7 +90,7 @@ def test_auto_records_stay_out_of_the_boundary_and_configs_accept_auto():
 
 
 def test_evaluate_py_auto_mode_end_to_end(tmp_path, random_tiny_ckpt):
-    from dualtune.prompting.templates import thinks
+    from dualtune.prompting.answers import thinks
     from dualtune.recipes.evaluate import evaluate
 
     out = tmp_path / "out"

@@ -1,6 +1,6 @@
 """Auto-think: how often a model chooses to reason when the prompt leaves it free (mode ``auto``).
 
-A completion *thinks* when it holds a non-blank `<think>` block (`dualtune.prompting.templates.thinks`).
+A completion *thinks* when it holds a non-blank `<think>` block (`dualtune.prompting.answers.thinks`).
 Skipped (over-long) prompts produced no completion and are left out of the denominator.
 """
 
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from dualtune.prompting.templates import AUTO, thinks
+from dualtune.prompting.answers import thinks
+from dualtune.prompting.templates import AUTO
 
 ALL = "ALL"  # the subtask name of a domain's pooled row (as in the Thinking-Boundary report)
 

@@ -73,6 +73,27 @@ def strip_thinking(text: str) -> str:
     return text.strip()
 
 
+_THINK_BLOCK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
+
+
+def thinks(output: str) -> bool:
+    """True iff ``output`` reasons: a `<think>` block with non-blank content (closed, or cut off by the
+    budget), or non-blank text before a lone `</think>` (a thought whose opener was not generated, as
+    `strip_thinking` reads it). An empty `<think></think>` (the model chose not
+    to think) and a bare answer are False."""
+    output = output or ""
+    if any(m.group(1).strip() for m in _THINK_BLOCK.finditer(output)):
+        return True
+    head = output.split("</think>", 1)[0] if "</think>" in output else ""
+    return "<think>" not in head and bool(head.strip())
+
+
+def thought_text(output: str) -> str | None:
+    """The content of the first closed `<think>…</think>` block of ``output`` (None without one)."""
+    thoughts = _blocks(output or "", "<think>", "</think>")[0]
+    return thoughts[0] if thoughts else None
+
+
 def _last_boxed(text: str) -> str | None:
     """Content of the last closed `\\boxed{...}` in ``text`` (nested braces handled), or None.
 

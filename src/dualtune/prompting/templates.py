@@ -5,7 +5,7 @@
 <answer></answer>; the target is ``<think>{cot}</think><answer>{answer}</answer>``.
 `auto` (evaluation only, auto-think): a neutral prompt that neither asks for reasoning nor forbids it, so
 the model chooses; it gets the CoT generation budget (`budget_mode`), its answer is extracted as for the
-other modes, and `thinks` tells whether a completion reasoned. It has no training target.
+other modes, and `dualtune.prompting.answers.thinks` tells whether a completion reasoned. It has no training target.
 Templates are configurable (``conf/mode/*.yaml``); these are the defaults. ``AUTO_TEMPLATE`` is the only
 place the auto prompt is defined (`eval_templates` adds it to a config's templates that lack it; a config
 may set its own with ``+mode.templates.auto=...``).
@@ -73,21 +73,6 @@ def eval_templates(templates: dict | None, modes) -> dict:
     if AUTO in modes and AUTO not in out:
         out[AUTO] = AUTO_TEMPLATE
     return out
-
-
-_THINK_BLOCK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
-
-
-def thinks(output: str) -> bool:
-    """True iff ``output`` reasons: a `<think>` block with non-blank content (closed, or cut off by the
-    budget), or non-blank text before a lone `</think>` (a thought whose opener was not generated, as
-    `dualtune.prompting.answers.strip_thinking` reads it). An empty `<think></think>` (the model chose not
-    to think) and a bare answer are False."""
-    output = output or ""
-    if any(m.group(1).strip() for m in _THINK_BLOCK.finditer(output)):
-        return True
-    head = output.split("</think>", 1)[0] if "</think>" in output else ""
-    return "<think>" not in head and bool(head.strip())
 
 
 def prompt_text(sample: dict, mode: str, templates: dict | None = None) -> str:

@@ -33,7 +33,7 @@ from omegaconf import OmegaConf
 from dualtune.config_checks import check_config, require_data
 from dualtune.data.cot_sources import CotSourceStore, condense, content_digest, source_dir, summarize
 from dualtune.data.sources import limit_samples, load_domain
-from dualtune.prompting.answers import cot_format_ok, score_output
+from dualtune.prompting.answers import cot_format_ok, score_output, thought_text
 from dualtune.scoring.store import write_json_atomic
 from dualtune.utils.hashing import git_sha, stable_hash
 from dualtune.utils.runtime import run_dir, seed_everything, stage, task_wrapper
@@ -63,7 +63,7 @@ def thought_of(text: str) -> str | None:
     whitespace of the thought is stripped."""
     if not cot_format_ok(text):
         return None
-    return text.split("<think>", 1)[1].split("</think>", 1)[0].strip()
+    return thought_text(text).strip()
 
 
 def judge(text: str, sample: dict, metric: str, require_format: bool = True) -> tuple[str | None, float, str | None]:

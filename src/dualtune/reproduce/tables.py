@@ -214,7 +214,7 @@ def auto_think_table(groups) -> tuple[list[dict], str]:
     if not csv_rows:
         return [], ""
     return csv_rows, "## Auto-think: how often the tuned model reasons when free to choose\n\n" + markdown(
-        columns, md_rows) + "\nthink %: completions that reason (`dualtune.prompting.templates.thinks`), under the neutral prompt; ALL: pooled per domain.\n"
+        columns, md_rows) + "\nthink %: completions that reason (`dualtune.prompting.answers.thinks`), under the neutral prompt; ALL: pooled per domain.\n"
 
 
 def paper_reference() -> tuple[list[dict], str]:
