@@ -68,8 +68,10 @@ def main(argv=None) -> int:
               f"({stats['dir']})")
     print(f"main job total wall time: {total:.1f} s (target <= 600 s); outputs in {run_dir}")
     report = json.loads((run_dir / "thinking_boundary.json").read_text())
+    from dualtune.boundary import recovered_regions
+
     hits = [r for r in report["subtasks"] if r.get("planted_region")]
-    ok = sum(r["region"] == r["planted_region"] for r in hits)
+    ok, _ = recovered_regions(hits) or (0, 0)
     print(f"planted regions recovered: {ok}/{len(hits)}")
     for r in hits:
         if r["region"] != r["planted_region"]:

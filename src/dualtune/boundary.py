@@ -188,6 +188,13 @@ def _flat_row(row: dict, kind: str) -> dict:
     return flat
 
 
+def recovered_regions(subtasks) -> tuple[int, int] | None:
+    """``(rows in their planted region, rows with a planted region)`` of a report's subtask rows; None when no
+    row has one (real data; the lab plants a region per subtask)."""
+    planted = [r for r in subtasks if r.get("planted_region") is not None]
+    return (sum(r["region"] == r["planted_region"] for r in planted), len(planted)) if planted else None
+
+
 def _markdown(df: pd.DataFrame, recovered: tuple[int, int] | None) -> str:
     """Readable markdown table; ``?`` marks uncertain regions, ``†`` absolute-point gains."""
     cols = ["domain", "subtask", "n", *ACC_KEYS, "GAP_B", "GAP_DT", "Gain_DA", "Gain_CoT", "region",
@@ -222,9 +229,7 @@ def write_report(report: dict, out_dir, config: dict | None = None) -> dict[str,
     paths["json"].write_text(json.dumps(payload, indent=2, default=str) + "\n")
     df = report_table(payload)
     df.to_csv(paths["csv"], index=False)
-    planted = [r for r in payload["subtasks"] if r.get("planted_region") is not None]
-    recovered = (sum(r["region"] == r["planted_region"] for r in planted), len(planted)) if planted else None
-    paths["md"].write_text(_markdown(df, recovered))
+    paths["md"].write_text(_markdown(df, recovered_regions(payload["subtasks"])))
     return paths
 
 

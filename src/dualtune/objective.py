@@ -23,6 +23,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from dualtune.boundary import recovered_regions
+
 SOURCES = ("boundary", "eval_tuned", "eval_base")
 
 
@@ -63,10 +65,10 @@ def _boundary_row(report: dict, parts: list[str], path: str) -> dict:
 
 def _boundary(report: dict, parts: list[str], path: str) -> float:
     if parts == ["recovered"]:
-        planted = [r for r in report.get("subtasks", []) if r.get("planted_region")]
-        if not planted:
+        recovered = recovered_regions(report.get("subtasks", []))
+        if recovered is None:
             raise ObjectiveError(f"objective {path!r}: the report has no planted regions (not a lab domain)")
-        return float(sum(r["region"] == r["planted_region"] for r in planted))
+        return float(recovered[0])
     if len(parts) == 2 and parts[0] == "regions":
         return float(sum(r["region"] == parts[1] for r in report.get("subtasks", [])))
     if len(parts) not in (2, 3):

@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from dualtune.boundary import recovered_regions
+
 log = logging.getLogger(__name__)
 
 SUMMARY_METRICS = ("B_S", "B_L", "DT_S", "DT_L", "GAP_B", "GAP_DT", "Gain_DA", "Gain_CoT")
@@ -75,10 +77,9 @@ def region_summary(report: dict) -> dict:
     ``boundary/<domain>/<subtask>/<metric>`` for every row (aggregates too, subtask ``ALL``)."""
     subtasks = report.get("subtasks", [])
     out = {f"regions/{r}": sum(row["region"] == r for row in subtasks) for r in REGIONS}
-    planted = [row for row in subtasks if row.get("planted_region")]
-    if planted:
-        out["regions/recovered"] = sum(row["region"] == row["planted_region"] for row in planted)
-        out["regions/planted"] = len(planted)
+    recovered = recovered_regions(subtasks)
+    if recovered is not None:
+        out["regions/recovered"], out["regions/planted"] = recovered
     for row in subtasks + report.get("aggregates", []):
         for key in SUMMARY_METRICS:
             if row.get(key) is not None:

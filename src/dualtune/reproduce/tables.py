@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from dualtune.boundary import recovered_regions
 from dualtune.reproduce import paper_numbers as pn
 from dualtune.reproduce.seeds import fmt, mean_std, pooled_report, region_counts
 
@@ -143,8 +144,7 @@ def boundary_table(groups, paper: bool = False) -> tuple[list[dict], str]:
                 cells += [ref["task"], *(f"{ref[k]:.2f}" for k in CI_KEYS), ref["region"]] if ref else ["—"] * 5
             csv_rows.append(row)
             md_rows.append(cells)
-        recovered = [(sum(r["region"] == r["planted_region"] for r in run.boundary["subtasks"]),
-                      sum(r.get("planted_region") is not None for r in run.boundary["subtasks"])) for run in runs]
+        recovered = [recovered_regions(run.boundary["subtasks"]) or (0, 0) for run in runs]
         pooled_note = ("; region and CI: the report of all seeds' items pooled (paired bootstrap), with the "
                        "seeds' own regions in brackets")
         notes = [f"seeds {[r.seed for r in runs]}; numbers: mean ± sample std over seeds; `?`: a deciding CI "
