@@ -17,7 +17,7 @@ from pathlib import Path
 
 from dualtune.lab.draw import png_bytes
 from dualtune.lab.generic import generic_samples
-from dualtune.lab.registry import DOMAINS, GENERIC, SELECTION_LAB, finalize, resolve_knobs, sample_rng, subtasks_for
+from dualtune.lab.registry import DOMAIN_VERSIONS, DOMAINS, GENERIC, SELECTION_LAB, finalize, resolve_knobs, sample_rng, subtasks_for
 from dualtune.prompting.templates import cot_target_answer as cot_answer  # noqa: F401 (one definition)
 from dualtune.schema import FEATURES, validate_rows
 from dualtune.utils.hashing import stable_hash
@@ -87,10 +87,8 @@ def cache_key(domain: str, n_train: int, n_test: int, seed: int, knobs: dict | N
     """Short hash of the build parameters and ``LAB_VERSION`` (names the cache directory)."""
     params = {"domain": domain, "n_train": n_train, "n_test": n_test, "seed": seed,
               "knobs": knobs or {}, "version": LAB_VERSION}
-    if domain == SELECTION_LAB:  # the selection lab is versioned on its own (lab/selection_lab.py)
-        from dualtune.lab.selection_lab import SELECTION_LAB_VERSION
-
-        params = {**params, "knobs": {"knobs": knobs or {}, "v": SELECTION_LAB_VERSION}}
+    if domain in DOMAIN_VERSIONS:
+        params["domain_version"] = DOMAIN_VERSIONS[domain]
     return stable_hash(params)
 
 

@@ -28,6 +28,9 @@ DOMAINS = ("spatial", "math", "multidiscipline")
 REGIONS = ("cot", "direct", "negative")
 GENERIC = "generic"
 SELECTION_LAB = "selection_lab"  # RAP selection lab (selection_lab.py): own table, never in "all"
+# Domains versioned on their own besides LAB_VERSION (part of their cache key, lab/build.py): bump a domain's
+# entry when its generated content changes.
+DOMAIN_VERSIONS = {SELECTION_LAB: "1"}
 # Knobs that plant training-only noise; the builder zeroes them on every split except "train".
 NOISE_KNOBS = ("label_noise", "cot_error_rate")
 NOISE_KINDS = ("confusion", "uniform")

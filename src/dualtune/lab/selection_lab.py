@@ -31,8 +31,6 @@ from dualtune.lab.generic import count_all_words, count_color_words, count_shape
 from dualtune.lab.registry import SELECTION_LAB, flip, new_sample, register
 
 PLANTED = ("language_prior", "easy", "hard", "cognitive")
-# Bump when generated content changes (part of the cache key, with the lab's LAB_VERSION).
-SELECTION_LAB_VERSION = "1"
 _BAND_KNOBS = {"easy_rate": 0.25, "hard_rate": 0.25}
 
 
