@@ -33,14 +33,21 @@ def config_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "conf"
 
 
+def group_config(group: str, name: str, key: str) -> DictConfig:
+    """``conf/<group>/<name>.yaml`` as a config; for an unknown name a clear error that names the config
+    ``key`` that asked for it and lists the group's options."""
+    folder = config_dir() / group
+    file = folder / f"{name}.yaml"
+    if not file.is_file():
+        known = sorted(p.stem for p in folder.glob("*.yaml"))
+        raise ValueError(f"{key}: unknown {group} {name!r}; available: {known}")
+    return OmegaConf.load(file)
+
+
 def domain_config(name: str, path: str | None = None) -> DictConfig:
     """``conf/domain/<name>.yaml`` as a config (``path`` replaces its ``path`` when given); a clear error
     listing the available domains for an unknown name."""
-    file = config_dir() / "domain" / f"{name}.yaml"
-    if not file.is_file():
-        known = sorted(p.stem for p in (config_dir() / "domain").glob("*.yaml"))
-        raise ValueError(f"eval.domains: unknown domain {name!r}; available: {known}")
-    cfg = OmegaConf.load(file)
+    cfg = group_config("domain", name, "eval.domains")
     if path is not None:
         with open_dict(cfg):
             cfg.path = str(path)

@@ -58,16 +58,12 @@ def scorer_config(cfg):
     name = cfg.selection.get("scorer")
     if not name:
         return cfg
-    from dualtune.data.benchmarks import config_dir
+    from dualtune.data.benchmarks import group_config
 
-    folder = config_dir() / "model"
-    file = folder / f"{name}.yaml"
-    if not file.is_file():
-        known = sorted(p.stem for p in folder.glob("*.yaml"))
-        raise ValueError(f"selection.scorer={name!r}: no conf/model/{name}.yaml; available: {known}")
+    base_model = group_config("model", name, "selection.scorer")
     overrides = cfg.selection.get("scorer_overrides") or {}
     overrides = OmegaConf.to_container(overrides, resolve=True) if OmegaConf.is_config(overrides) else dict(overrides)
-    model = OmegaConf.merge(OmegaConf.load(file), {k: v for k, v in overrides.items() if v is not None})
+    model = OmegaConf.merge(base_model, {k: v for k, v in overrides.items() if v is not None})
     scored = copy.deepcopy(cfg)
     with open_dict(scored):
         scored.model = model
