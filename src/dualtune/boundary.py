@@ -188,6 +188,16 @@ def _flat_row(row: dict, kind: str) -> dict:
     return flat
 
 
+def pair_items(base, tuned) -> list[dict]:
+    """Per-item rows {domain, subtask, id, B_S, B_L, DT_S, DT_L, variant, group} (this module's input) from the
+    base and tuned `EvalResult`s, matched by item id."""
+    tuned_by_id = {i["id"]: i for i in tuned.to_items()}
+    return [{"domain": b["domain"], "subtask": b["subtask"], "id": b["id"], "B_S": b["S"], "B_L": b["L"],
+             "DT_S": tuned_by_id[b["id"]]["S"], "DT_L": tuned_by_id[b["id"]]["L"],
+             "variant": b.get("variant"), "group": b.get("group")}
+            for b in base.to_items() if b["id"] in tuned_by_id]
+
+
 def recovered_regions(subtasks) -> tuple[int, int] | None:
     """``(rows in their planted region, rows with a planted region)`` of a report's subtask rows; None when no
     row has one (real data; the lab plants a region per subtask)."""

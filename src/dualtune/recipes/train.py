@@ -12,7 +12,7 @@ import logging
 
 from omegaconf import OmegaConf
 
-from dualtune.boundary import boundary_report, write_report
+from dualtune.boundary import boundary_report, pair_items, write_report
 from dualtune.boundary_plots import plot_boundary_scatter, plot_gap_b
 from dualtune.config_checks import check_config, require_data
 from dualtune.curation import build_manifest, write_manifest
@@ -30,15 +30,6 @@ from dualtune.utils.distributed import check_launched_ranks, is_global_zero
 from dualtune.utils.runtime import run_dir, seed_everything, stage, task_wrapper
 
 log = logging.getLogger(__name__)
-
-
-def pair_items(base, tuned) -> list[dict]:
-    """Per-item rows {domain, subtask, id, B_S, B_L, DT_S, DT_L} from base and tuned eval results."""
-    tuned_by_id = {i["id"]: i for i in tuned.to_items()}
-    return [{"domain": b["domain"], "subtask": b["subtask"], "id": b["id"], "B_S": b["S"], "B_L": b["L"],
-             "DT_S": tuned_by_id[b["id"]]["S"], "DT_L": tuned_by_id[b["id"]]["L"],
-             "variant": b.get("variant"), "group": b.get("group")}
-            for b in base.to_items() if b["id"] in tuned_by_id]
 
 
 def aggregate_kinds(cfg) -> dict:

@@ -39,7 +39,7 @@ def _items(run) -> list[dict] | None:
     """Per-item ``{domain, subtask, id, B_S, B_L, DT_S, DT_L}`` of a train run, ids prefixed by its seed
     (None without both prediction files)."""
     from dualtune.evaluation.runner import EvalResult, read_records
-    from dualtune.recipes.train import pair_items
+    from dualtune.boundary import pair_items
 
     paths = run.predictions("base"), run.predictions("tuned")
     if None in paths or paths[0] == paths[1]:

@@ -108,7 +108,7 @@ def part_items(run) -> dict[tuple[str, str], list[dict]]:
     """``{(domain, subtask): [paired item]}`` of a part run (`dualtune.reproduce.collect.Run`), ids prefixed by
     its seed; {} without both prediction files."""
     from dualtune.evaluation.runner import EvalResult, read_records
-    from dualtune.recipes.train import pair_items
+    from dualtune.boundary import pair_items
 
     paths = run.predictions("base"), run.predictions("tuned")
     if None in paths or paths[0] == paths[1]:
