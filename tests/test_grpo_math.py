@@ -13,7 +13,7 @@ from dualtune.training.grpo_math import (
     reward_stats,
     token_logprobs,
 )
-from dualtune.training.grpo_metrics import completion_rows, nan_mean_std, rollout_metrics
+from dualtune.training.grpo_metrics import completion_rows, nan_mean_std, rollout_metrics, sample_rewards
 
 EPS = 1e-6
 ATOL = 1e-6
@@ -289,3 +289,14 @@ def test_rollout_metrics_hand_computed():
     assert nan_mean_std(torch.tensor([nan, nan])) is None and nan_mean_std(torch.tensor([3.0])) == (3.0, 0.0)
     columns, rows = completion_rows(rollout, ["accuracy", "format"], step=7, max_rows=1, max_chars=2)
     assert columns[-2:] == ["reward", "advantage"] and rows == [[7, "0", "cot", "xx", 1.0, 1.0, 2.0, 0.707]]
+
+
+def test_sample_rewards_are_per_prompt_means():
+    # Two prompts x G=2 completions; rewards (accuracy, format): prompt a -> totals 2 and 0, prompt b -> 1 and 1.
+    rollout = {"results": [{"sample_id": "a", "mode": "cot"}, {"sample_id": "a", "mode": "cot"},
+                           {"sample_id": "b", "mode": "direct"}, {"sample_id": "b", "mode": "direct"}],
+               "per_func": torch.tensor([[1.0, 1.0], [0.0, 0.0], [0.0, 1.0], [1.0, 0.0]]),
+               "total": torch.tensor([2.0, 0.0, 1.0, 1.0])}
+    assert sample_rewards(rollout, ["accuracy", "format"], 2) == [
+        {"id": "a", "mode": "cot", "reward": 1.0, "accuracy": 0.5, "format": 0.5},
+        {"id": "b", "mode": "direct", "reward": 1.0, "accuracy": 0.5, "format": 0.5}]

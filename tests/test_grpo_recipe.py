@@ -179,3 +179,18 @@ def test_grpo_resume_continues_step_count_and_curve(cache_dir, tiny_model_path, 
     curve = read_csv(path)
     assert [(int(r["step"]), int(r["global_step"])) for r in curve] == [(1, 1), (2, 2), (3, 3)]
     assert curve[:2] == first and float(curve[2]["reward"]) <= 2.0
+    # The per-sample reward log (LIMR's trajectories) also lives in the checkpoint: steps 1-2 once, then 3.
+    records = [json.loads(line) for line in (out / "sample_rewards.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 1, 2, 2, 3, 3]  # batch_size=2 prompts a rollout step
+    for row in curve:  # equal completions per prompt: the step's mean reward is the mean of the prompt means
+        step_records = [r for r in records if r["step"] == int(row["step"])]
+        assert sum(r["reward"] for r in step_records) / 2 == pytest.approx(float(row["reward"]), abs=1e-5)
+        assert all(r["mode"] == "direct" and 0.0 <= r["accuracy"] <= 1.0 for r in step_records)
+    from dualtune.scoring.trajectories import read_reward_log
+    from dualtune.selection.limr import trajectories_from_records
+
+    ids = sorted({r["id"] for r in records})
+    traj = trajectories_from_records(ids, read_reward_log(out), epoch_key="step", reward_key="accuracy")
+    assert traj.shape == (len(ids), 3)
+    for r in records:  # one record per (id, step) here: the trajectory holds it as logged
+        assert traj[ids.index(r["id"]), r["step"] - 1] == pytest.approx(r["accuracy"])

@@ -170,6 +170,15 @@ def test_rl_sweep_requires_its_init_checkpoints():
         check_config(cfg, "train")
     ok = compose_sweep(path, ["domain=spatial", "algo=grpo", "rl_init.spatial=/runs/dt/model"])
     assert (ok.init_from, ok.algo.name, ok.mode.name) == ("/runs/dt/model", "grpo", "dual")
+    # Per seed: ${seed} in the quoted path resolves per job to the run dir that table4 names for that seed.
+    per_seed = "rl_init.math='/runs/t4/tiny_math_dual_sft_full_seed${seed}/model'"
+    table4 = compose_sweep(ROOT / "sweeps/dual_tuning/table4.yaml", ["seed=2"], hydra=True)
+    subdir = OmegaConf.to_container(table4.hydra.sweep, resolve=False)["subdir"]
+    for seed in (0, 2):
+        cfg = compose_sweep(path, ["domain=math", "algo=grpo", f"seed={seed}", per_seed])
+        expected = subdir.replace("${model.name}", "tiny").replace("${domain.name}", "math").replace(
+            "${mode.name}", "dual").replace("${algo.name}", "sft").replace("${selection.name}", "full")
+        assert cfg.init_from == f"/runs/t4/{expected.replace('${seed}', str(seed))}/model"
 
 
 def _env(tmp_path):
@@ -187,7 +196,7 @@ def test_a_sweep_file_launches_a_real_multirun(tmp_path, cache_dir, tiny_model_p
            *SMALL, f"hydra.sweep.dir={out}"]
     subprocess.run(cmd, cwd=ROOT, env=_env(tmp_path), check=True, capture_output=True, timeout=600)
     runs = sorted(p for p in out.iterdir() if p.is_dir())
-    assert [p.name for p in runs] == ["tiny_spatial_direct_sft_full_seed0_0", "tiny_spatial_dual_sft_full_seed0_1"]
+    assert [p.name for p in runs] == ["tiny_spatial_direct_sft_full_seed0", "tiny_spatial_dual_sft_full_seed0"]
     for run, mode in zip(runs, ("direct", "dual")):
         saved = OmegaConf.load(run / ".hydra" / "config.yaml")
         assert (saved.task_name, saved.mode.name, saved.scale.name) == ("dual_tuning_table1_2", mode, "lab")

@@ -32,7 +32,7 @@ from dualtune.generation.base import generation_settings
 from dualtune.models.loading import load_model, vision_tower_patterns
 from dualtune.recipes.sft import build_trainer, resolve_ckpt_path
 from dualtune.schema import row_modes
-from dualtune.training.callbacks import RewardCurve
+from dualtune.training.callbacks import RewardCurve, SampleRewardLog
 from dualtune.training.checkpointing import fit_resumable
 from dualtune.training.engine_sync import EngineSyncCallback, build_engine_rollouts
 from dualtune.training.grpo_module import GRPOModule, grpo_collate
@@ -224,7 +224,8 @@ def fit_grpo(cfg, model_path: str, processor, train_rows, out_dir: Path) -> Path
     trainer = build_trainer(with_algo(cfg, algo), out_dir, logger=build_logger(cfg, out_dir),
                             max_epochs=-1 if max_steps > 0 else int(algo.epochs),
                             max_steps=max_steps * int(algo.mu) if max_steps > 0 else -1,
-                            callbacks=[curve] + ([EngineSyncCallback(engine)] if engine else []),
+                            callbacks=[curve, SampleRewardLog(out_dir),  # LIMR's reward trajectories
+                                       *([EngineSyncCallback(engine)] if engine else [])],
                             steps_per_unit=int(algo.mu))  # checkpoint_every_n_steps counts rollout steps
     resume = resolve_ckpt_path(cfg.get("ckpt_path"), out_dir)
     try:

@@ -4,8 +4,10 @@ Two sources, in this order:
 
 * ``selection.rewards_file``: logged per-sample rewards of a short full-data RL run — a ``.jsonl`` /
   ``.parquet`` / ``.csv`` with columns ``id``, ``selection.epoch_key`` (default ``epoch``; ``step`` works too)
-  and ``reward``; several rows of one (id, epoch) are averaged; gaps are forward-filled
-  (``selection.limr.trajectories_from_records``). The GRPO trainer does not write such a log today.
+  and ``selection.reward_key`` (default ``reward``, the total; ``accuracy`` = the accuracy reward alone);
+  several rows of one (id, epoch) are averaged; gaps are forward-filled
+  (``selection.limr.trajectories_from_records``). The GRPO trainer writes such a log: a ``train.py algo=grpo``
+  run dir (or its ``sample_rewards.jsonl``, `training.callbacks.SampleRewardLog`) is a valid rewards_file.
 * otherwise ``selection.checkpoints``: saved models of that run (``<run dir>/model`` dirs of ``train.py``
   runs with growing ``algo.max_steps``, or any HF dirs of the trained model's family). Each checkpoint's
   multimodal pass rate over M rollouts (the score store, keyed by the checkpoint's fingerprint) is one
@@ -30,8 +32,12 @@ log = logging.getLogger(__name__)
 
 
 def read_reward_log(path) -> list[dict]:
-    """Records of a reward log (.jsonl, .parquet or .csv)."""
+    """Records of a reward log (.jsonl, .parquet or .csv), or of a GRPO run dir's ``sample_rewards.jsonl``."""
+    from dualtune.training.callbacks import SAMPLE_REWARDS_FILE
+
     path = Path(path)
+    if path.is_dir():
+        path = path / SAMPLE_REWARDS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"selection.rewards_file={path}: no such file")
     if path.suffix == ".jsonl":
@@ -49,9 +55,10 @@ def limr_trajectories(cfg, plan, rows: list[dict], base_table) -> tuple[np.ndarr
     sel = cfg.selection
     ids = [r["id"] for r in rows]
     if sel.get("rewards_file"):
-        key = str(sel.get("epoch_key") or "epoch")
-        traj = trajectories_from_records(ids, read_reward_log(sel.rewards_file), epoch_key=key)
-        return traj, {"source": "rewards_file", "path": str(sel.rewards_file), "epoch_key": key}
+        key, reward_key = str(sel.get("epoch_key") or "epoch"), str(sel.get("reward_key") or "reward")
+        traj = trajectories_from_records(ids, read_reward_log(sel.rewards_file), epoch_key=key, reward_key=reward_key)
+        return traj, {"source": "rewards_file", "path": str(sel.rewards_file), "epoch_key": key,
+                      "reward_key": reward_key}
     checkpoints = list(sel.get("checkpoints") or [])
     if not checkpoints:
         raise ValueError("selection=limr needs reward trajectories: selection.rewards_file=<per-sample reward log> "

@@ -58,15 +58,16 @@ def limr_scores(rewards) -> np.ndarray:
     return np.where(observed, 1.0 - ((r - avg) ** 2).sum(axis=1) / denom, np.nan)
 
 
-def trajectories_from_records(ids, records: Iterable[Mapping], epoch_key: str = "epoch") -> np.ndarray:
-    """``[N, K]`` mean reward per (sample, epoch) from logged records ``{id, <epoch_key>, reward}``.
+def trajectories_from_records(ids, records: Iterable[Mapping], epoch_key: str = "epoch",
+                              reward_key: str = "reward") -> np.ndarray:
+    """``[N, K]`` mean reward per (sample, epoch) from logged records ``{id, <epoch_key>, <reward_key>}``.
 
     Epochs are the sorted distinct values of ``epoch_key``; several records of one (id, epoch) (several
     rollouts) are averaged; (id, epoch) pairs without records are NaN; unknown ids are ignored.
     """
     ids = check_ids(ids)
     where = {i: k for k, i in enumerate(ids)}
-    rows = [(where[r["id"]], r[epoch_key], float(r["reward"])) for r in records if r["id"] in where]
+    rows = [(where[r["id"]], r[epoch_key], float(r[reward_key])) for r in records if r["id"] in where]
     epochs = sorted({e for _, e, _ in rows})
     col = {e: k for k, e in enumerate(epochs)}
     total = np.zeros((len(ids), max(1, len(epochs))))

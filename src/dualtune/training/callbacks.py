@@ -77,6 +77,51 @@ class RewardCurve(L.Callback):
         self.restored = True
 
 
+SAMPLE_REWARDS_FILE = "sample_rewards.jsonl"
+
+
+class SampleRewardLog(L.Callback):
+    """Per-sample rewards of a GRPO run, one record per prompt and rollout step: ``{id, step, epoch, mode,
+    reward, <reward function>...}`` (the module's ``last_sample_rewards``: means over the prompt's completions).
+
+    Written to ``<out_dir>/sample_rewards.jsonl`` at the end of the fit (rank 0, every rank's records);
+    ``selection=limr selection.rewards_file=<run dir>`` reads it as LIMR's reward trajectories. Like
+    `RewardCurve`, the records are part of the checkpoint, so a resumed run logs every step exactly once.
+    """
+
+    def __init__(self, out_dir=None):
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.records: list[dict] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        """Add this rollout step's per-prompt records (dropping any a crashed attempt left for this step)."""
+        step = trainer.fit_loop.epoch_loop.batch_progress.total.processed
+        fresh = [{**record, "step": step, "epoch": trainer.current_epoch}
+                 for record in getattr(pl_module, "last_sample_rewards", [])]
+        self.records = [r for r in self.records if r["step"] < step] + fresh
+
+    def on_train_end(self, trainer, pl_module):
+        """Gather the ranks' records and write the file (rank 0)."""
+        records = self.records
+        if trainer.world_size > 1:
+            import torch.distributed as dist
+
+            gathered = [None] * trainer.world_size
+            dist.all_gather_object(gathered, records)
+            records = sorted((r for part in gathered for r in part), key=lambda r: r["step"])
+        if trainer.is_global_zero and self.out_dir is not None:
+            text = "".join(json.dumps(r) + "\n" for r in records)
+            atomic_write_text(self.out_dir / SAMPLE_REWARDS_FILE, text)
+
+    def state_dict(self) -> dict:
+        """The records so far (saved in the checkpoint)."""
+        return {"records": [dict(r) for r in self.records]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore the records of the checkpointed steps."""
+        self.records = [dict(r) for r in state_dict.get("records", [])]
+
+
 TOKENS_FILE = "train_tokens.json"
 
 

@@ -73,3 +73,19 @@ def print_completions(columns: list[str], rows: list[list], title: str) -> None:
     for row in rows:
         table.add_row(*[str(v) for v in row])
     Console().print(table)
+
+
+def sample_rewards(rollout: dict, reward_names: list[str], num_generations: int) -> list[dict]:
+    """One record per prompt of a rollout batch: its id, answer mode, the mean total reward of its
+    ``num_generations`` completions (``reward``) and each reward function's mean (by name) — the per-sample
+    log LIMR's learning-impact score reads (`SampleRewardLog`)."""
+    results, total, per_func = rollout["results"], rollout["total"], rollout["per_func"]
+    records = []
+    for start in range(0, len(results), num_generations):
+        group = range(start, min(start + num_generations, len(results)))
+        record = {"id": results[start]["sample_id"], "mode": results[start]["mode"],
+                  "reward": float(sum(float(total[i]) for i in group) / len(group))}
+        for k, name in enumerate(reward_names):
+            record[name] = float(sum(float(per_func[i][k]) for i in group) / len(group))
+        records.append(record)
+    return records

@@ -34,7 +34,7 @@ from dualtune.schema import row_modes
 from dualtune.training.engine_sync import engine_logprob_rows
 from dualtune.training.grpo_math import (ESTIMATORS, LOSS_TYPES, SCALES, dual_modes, group_advantages,
                                          kept_group_rows, kl_k3, policy_loss, truncated_importance_weights)
-from dualtune.training.grpo_metrics import completion_rows, print_completions, rollout_metrics
+from dualtune.training.grpo_metrics import completion_rows, print_completions, rollout_metrics, sample_rewards
 from dualtune.training.rewards import build_reward_funcs, combine_rewards, reward_name
 from dualtune.training.rollout import build_policy_batch, completion_logprobs, generate_completions
 from dualtune.training.schedules import build_optimizer_and_scheduler, param_groups
@@ -102,6 +102,7 @@ class GRPOModule(L.LightningModule):
         self.rollouts_done = 0
         self.last_completions: list[dict] = []
         self.last_modes: tuple[str, ...] = ()  # answer modes of the last rollout batch (per-mode metrics)
+        self.last_sample_rewards: list[dict] = []  # per-prompt mean rewards of the last rollout batch
 
     # ----- rollout: generation, rewards, advantages -------------------------------------------
     def _rollout(self, samples: list[dict]) -> dict:
@@ -130,6 +131,8 @@ class GRPOModule(L.LightningModule):
         advantages = group_advantages(total, hp.num_generations, hp.scale_rewards, hp.estimator)
         rows = (kept_group_rows(total, hp.num_generations) if hp.dynamic_filter
                 else torch.arange(len(results)))
+        rollout = {"results": results, "per_func": per_func, "total": total}
+        self.last_sample_rewards = sample_rewards(rollout, self.reward_names, hp.num_generations)  # SampleRewardLog
         return {"results": results, "per_func": per_func, "total": total, "advantages": advantages,
                 "rows": rows, "chunks": self._chunks(results, advantages, rows)}
 
