@@ -139,6 +139,28 @@ def test_collect_identifies_runs_by_config_not_dir_names(tmp_path):
         "algo=grpo, algo.lr=0.001, init_from=<run: algo=sft, algo.lr=0.001, init_from=None>/model": [0, 1]}
 
 
+def test_sweep_curve_axes_and_figure(tmp_path):
+    from types import SimpleNamespace
+
+    from dualtune.reproduce.figures import curve_axes, plot_sweep_curve
+
+    # Budget curve: selection random / rap x budget; rap's own sub-key follows its name, so it names no line.
+    idents = [{"selection.name": s, "selection.budget": b, **({"selection.cde.lam_c": 0.6} if s == "rap" else {})}
+              for s in ("random", "rap") for b in (0.091, 0.455)]
+    assert curve_axes(idents) == ("selection.budget", ["selection.name"])
+    # Two numbers (lambda_a 3 values x sigma 2): x is the one with more values, the other names the lines.
+    grid = [{"selection.ace.lam_a": a, "selection.ace.sigma": s} for a in (0.01, 0.1, 1.0) for s in (1.5, 2.0)]
+    assert curve_axes(grid) == ("selection.ace.lam_a", ["selection.ace.sigma"])
+    assert curve_axes([{"selection.name": "rap"}, {"selection.name": "random"}]) is None  # nothing numeric
+    assert curve_axes([{"algo.scale": True}, {"algo.scale": False}]) is None  # booleans are not an axis
+    groups = [(f"c{i}", [SimpleNamespace(identity=ident)]) for i, ident in enumerate(idents)]
+    rows = [{"config": f"c{i}", "B_S": 70.0, "B_L": 60.0, "DT_S": 70.0 + i, "DT_L": None if i == 3 else 60.0 - i,
+             "DT_S_std": 1.0} for i in range(4)]
+    path = plot_sweep_curve(groups, rows, tmp_path / "curve.png")  # a missing value (unfinished run) is skipped
+    assert path.stat().st_size > 10_000
+    assert plot_sweep_curve(groups[:1], rows[:1], tmp_path / "none.png") is None  # one configuration: no axis
+
+
 def test_paper_table3_recomputes_the_printed_gains():
     from dualtune.reproduce.paper_numbers import applies, table3_row
 

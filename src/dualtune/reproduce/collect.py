@@ -148,7 +148,7 @@ def _linked(identity: dict, run: Run, runs: list[Run], labels: dict) -> dict:
     return out
 
 
-def _varying(identities: list[dict]) -> list[str]:
+def varying_keys(identities: list[dict]) -> list[str]:
     """Keys whose value differs between configurations, a group's sub-keys dropped where its name explains
     them (``mode=cot`` instead of every ``mode.*`` leaf that changes with it)."""
     keys = sorted({k for ident in identities for k in ident})
@@ -191,7 +191,7 @@ def collect(root) -> tuple[list[Run], dict]:
         for run, ident in zip(runs, raw):
             run.identity = _linked(ident, run, runs, labels)
         distinct = list({json.dumps(r.identity, sort_keys=True, default=str): r.identity for r in runs}.values())
-        varying = _varying(distinct)
+        varying = varying_keys(distinct)
         labels = {run.path: _label(run.identity, varying) for run in runs}
     for run in runs:
         run.label = labels[run.path]

@@ -1,5 +1,6 @@
 """Figures of a sweep: Eval-S / Eval-L bars per configuration (Tables 1/2), the boundary scatter per
-configuration (Fig. 4, seeds' mean gains) and the auto-think rate per subtask. Agg canvas, no pyplot."""
+configuration (Fig. 4, seeds' mean gains), the auto-think rate per subtask, and the tuned accuracy against a
+swept number (RAP Fig. 1a budget curve, Fig. 5b sensitivity, M). Agg canvas, no pyplot."""
 
 from __future__ import annotations
 
@@ -63,4 +64,57 @@ def plot_think_rate(rows: list[dict], path) -> Path | None:
     ax.set_ylabel("completions that think (%)")
     ax.set_ylim(0, 100)
     ax.set_title("Auto-think: how often the tuned model reasons (neutral prompt)")
+    return save_figure(fig, path)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def curve_axes(identities: list[dict]) -> tuple[str, list[str]] | None:
+    """``(x key, series keys)`` of a sweep whose configurations differ in at least one number: x is the
+    numeric varying key with the most distinct values (ties: the first by name), the other varying keys name
+    the lines. None when no varying key is numeric in every configuration."""
+    from dualtune.reproduce.collect import varying_keys
+
+    varying = varying_keys(identities)
+    numeric = [k for k in varying if all(_is_number(i.get(k)) for i in identities)]
+    if not numeric:
+        return None
+    x_key = max(sorted(numeric), key=lambda k: len({i.get(k) for i in identities}))
+    return x_key, [k for k in varying if k != x_key]
+
+
+def plot_sweep_curve(groups, rows: list[dict], path) -> Path | None:
+    """Two panels (Eval-S: direct prompt, Eval-L: CoT prompt): the tuned accuracy of every configuration
+    (`sweep_table` rows, seeds' mean ± std) against the swept number of `curve_axes`, one line per value of
+    the other varying keys, the base model's mean as a dashed line. None when the sweep has no numeric axis."""
+    identities = [runs[0].identity for _, runs in groups]
+    axes_keys = curve_axes(identities)
+    if axes_keys is None:
+        return None
+    x_key, series_keys = axes_keys
+    by_label = {r["config"]: r for r in rows}
+    lines: dict[str, list[tuple[float, dict]]] = {}
+    for (label, _), ident in zip(groups, identities):
+        name = ", ".join(f"{k}={ident.get(k)}" for k in series_keys) or "tuned"
+        lines.setdefault(name, []).append((float(ident[x_key]), by_label[label]))
+    fig, axes = new_figure(11.0, 4.2, 1, 2)
+    for ax, (mode, title) in zip(axes, (("S", "Eval-S (direct prompt)"), ("L", "Eval-L (CoT prompt)"))):
+        base = [r[f"B_{mode}"] for r in rows if r.get(f"B_{mode}") is not None and r.get(f"DT_{mode}") is not None]
+        if base:
+            ax.axhline(sum(base) / len(base), color="grey", linestyle="--", label="base")
+        for name, points in lines.items():
+            points = sorted((p for p in points if p[1].get(f"DT_{mode}") is not None), key=lambda p: p[0])
+            if not points:
+                continue
+            ax.errorbar([x for x, _ in points], [r.get(f"DT_{mode}") for _, r in points],
+                        yerr=[r.get(f"DT_{mode}_std") or 0.0 for _, r in points], marker="o", capsize=3, label=name)
+        xs = [x for points in lines.values() for x, _ in points]
+        if min(xs) > 0 and max(xs) / min(xs) >= 20:  # e.g. lambda_a 0.01..1: a log axis
+            ax.set_xscale("log")
+        ax.set_xlabel(x_key)
+        ax.set_ylabel("tuned accuracy (%)")
+        ax.set_title(title)
+        ax.legend(fontsize=7)
     return save_figure(fig, path)

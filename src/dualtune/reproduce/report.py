@@ -4,7 +4,8 @@ Output files (under ``<sweep>/reproduce`` or ``out``): ``runs.csv`` (every run: 
 model, domain, mode, algo, selection, init_from, overrides), ``table1_modes.{md,csv}``,
 ``table3_boundary.{md,csv}`` (when a run has a Thinking-Boundary report), ``sweep.{md,csv}``,
 ``auto_think.{md,csv}`` (when a tuned model was evaluated in auto mode), ``paper_reference.{md,csv}`` (with
-``paper_numbers``), the figures ``modes.png``, ``boundary_<configuration>.png``, ``think_rate.png``, the
+``paper_numbers``), the figures ``modes.png``, ``boundary_<configuration>.png``, ``think_rate.png``,
+``sweep_curve.png`` (tuned accuracy against a swept number: budget, lambda, M), the
 thinking-pattern study where configurations differ only in ``domain.cot_source`` (Figs. 2-3:
 ``fig2_region_shift.*``, ``fig3_gain_token.*``, `dualtune.studies.thinking_patterns`), and ``reproduce.md``:
 every table in one file (also printed).
@@ -70,6 +71,8 @@ def reproduce(root, out=None, paper_numbers: bool = False, gain_token: str | Non
             sections.append(md)
             if name == "auto_think":
                 files.append(figures.plot_think_rate(rows, out / "think_rate.png"))
+            if name == "sweep":
+                files.append(figures.plot_sweep_curve(groups, rows, out / "sweep_curve.png"))
     pattern_files, pattern_md = write_study(sweep_studies(groups), out, gain_token, paper=paper_numbers)
     files += pattern_files
     sections += [pattern_md] if pattern_md else []
