@@ -85,6 +85,16 @@ def test_internvl_encoding_passes_its_vision_inputs_and_trains(internvl):
     text_only = encode_train_example(processor, _sample("b", []), "direct")
     assert "pixel_values" in with_image and "image_grid_thw" not in with_image
     assert with_image["pixel_values"].shape[1:] == (3, 28, 28)
+    # The placeholder check covers InternVL too: image_seq_length <IMG_CONTEXT> tokens per tile.
+    from dualtune.data.encoding import _check_image_tokens, expected_image_tokens
+
+    image_id = processor.tokenizer.convert_tokens_to_ids(processor.image_token)
+    expected = expected_image_tokens(processor, with_image)
+    assert expected == with_image["pixel_values"].shape[0] * processor.image_seq_length
+    assert int((with_image["input_ids"] == image_id).sum()) == expected
+    cut = with_image["input_ids"][with_image["input_ids"] != image_id]  # every image placeholder dropped
+    with pytest.raises(ValueError, match="image token mismatch"):
+        _check_image_tokens(processor, cut, with_image)
     batch = collate_train([with_image, text_only], processor.tokenizer.pad_token_id)
     assert batch["pixel_values"].shape[0] == with_image["pixel_values"].shape[0]
     assert batch["input_ids"].shape == batch["labels"].shape and batch["input_ids"].shape[0] == 2

@@ -41,12 +41,26 @@ def prompt_string(processor, sample: dict, mode: str, templates=None, text_only:
     return prompt_and_images(processor, sample, mode, templates, text_only)[0]
 
 
-def _check_image_tokens(processor, input_ids: torch.Tensor, grid_thw) -> None:
-    """Raise if the number of image placeholder tokens differs from what the image grids need."""
-    if grid_thw is None:
+def expected_image_tokens(processor, enc) -> int | None:
+    """Image placeholder tokens the vision inputs of ``enc`` need: Qwen-VL's grids (t·h·w / merge² per
+    image), or InternVL's tiles (``image_seq_length`` tokens per tile of ``pixel_values``, video frames
+    included: they are tiles too); None when the processor follows neither rule or there is no image."""
+    grid_thw = enc.get("image_grid_thw")
+    if grid_thw is not None:
+        merge = getattr(processor.image_processor, "merge_size", 2)
+        return int((grid_thw.prod(-1) // (merge**2)).sum())
+    per_tile = getattr(processor, "image_seq_length", None)
+    if enc.get("pixel_values") is not None and per_tile and type(processor).__name__.startswith("InternVL"):
+        return int(enc["pixel_values"].shape[0]) * int(per_tile)
+    return None
+
+
+def _check_image_tokens(processor, input_ids: torch.Tensor, enc) -> None:
+    """Raise if the number of image placeholder tokens differs from what the vision inputs need (a prompt cut
+    inside its image tokens, or a processor whose expansion disagrees with the model's features)."""
+    expected = expected_image_tokens(processor, enc)
+    if expected is None:
         return
-    merge = getattr(processor.image_processor, "merge_size", 2)
-    expected = int((grid_thw.prod(-1) // (merge**2)).sum())
     image_id = processor.tokenizer.convert_tokens_to_ids(processor.image_token)
     found = int((input_ids == image_id).sum())
     if found != expected:
@@ -70,7 +84,7 @@ def encode_train_example(processor, sample: dict, mode: str, templates=None, max
     enc = processor(text=[prompt], images=images or None, return_tensors="pt",
                     **video_processor_kwargs(sample_videos(sample)))
     prompt_ids = enc["input_ids"][0]
-    _check_image_tokens(processor, prompt_ids, enc.get("image_grid_thw"))
+    _check_image_tokens(processor, prompt_ids, enc)
     _check_video_tokens(processor, prompt_ids, enc.get("video_grid_thw"))
     eos = processor.tokenizer.eos_token
     target_ids = processor.tokenizer(target_text(sample, mode) + eos, add_special_tokens=False,
@@ -149,7 +163,7 @@ def encode_generation_batch(processor, samples, mode, templates=None, text_only=
     processor.tokenizer.padding_side = "left"
     enc = processor(text=prompts, images=images or None, padding=True, return_tensors="pt",
                     **video_processor_kwargs(videos))
-    _check_image_tokens(processor, enc["input_ids"], enc.get("image_grid_thw"))
+    _check_image_tokens(processor, enc["input_ids"], enc)
     _check_video_tokens(processor, enc["input_ids"], enc.get("video_grid_thw"))
     if max_length is not None and enc["attention_mask"].sum(-1).max() > max_length:
         raise OverlongError(f"a prompt exceeds max_length {max_length}")
