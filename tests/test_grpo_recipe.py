@@ -194,3 +194,19 @@ def test_grpo_resume_continues_step_count_and_curve(cache_dir, tiny_model_path, 
     assert traj.shape == (len(ids), 3)
     for r in records:  # one record per (id, step) here: the trajectory holds it as logged
         assert traj[ids.index(r["id"]), r["step"] - 1] == pytest.approx(r["accuracy"])
+
+
+@pytest.mark.parametrize("algo", ["grpo", "sft"])
+def test_eval_steps_curve_ends_at_the_tuned_evaluation(cache_dir, tiny_model_path, tmp_path, algo):
+    out = tmp_path / algo
+    extra = ["algo.num_generations=2"] if algo == "grpo" else []
+    report = run_train(cache_dir, out, f"algo={algo}", "mode=dual", "algo.max_steps=2", "algo.batch_size=2",
+                       "algo.eval_steps=1", *extra)
+    assert report is not None
+    rows = read_csv(out / "eval_steps.csv")
+    assert [(int(r["step"]), r["mode"]) for r in rows] == [(1, "direct"), (1, "cot"), (2, "direct"), (2, "cot")]
+    # The last point is the policy that was saved: the tuned evaluation (same items, greedy) gives the same numbers.
+    tuned = json.loads((out / "eval_tuned" / "eval_summary.json").read_text())
+    overall = {a["mode"]: (a["weighted"], a["n"]) for a in tuned["aggregates"] if a["domain"] == "all"}
+    for row in rows[2:]:
+        assert (float(row["accuracy"]), int(row["n"])) == pytest.approx(overall[row["mode"]], abs=1e-6)

@@ -161,6 +161,23 @@ def test_sweep_curve_axes_and_figure(tmp_path):
     assert plot_sweep_curve(groups[:1], rows[:1], tmp_path / "none.png") is None  # one configuration: no axis
 
 
+def test_eval_steps_are_averaged_over_seeds(tmp_path):
+    from dualtune.reproduce.report import reproduce
+
+    config = {"model": {"name": "tiny"}, "domain": {"name": "math"}, "mode": {"name": "dual"},
+              "algo": {"name": "grpo", "eval_steps": 5}, "selection": {"name": "full"}}
+    for seed, accs in ((0, (50.0, 60.0)), (1, (70.0, 80.0))):
+        run = _fake_run(tmp_path / "sweep" / f"s{seed}", {**config, "seed": seed})
+        (run / "eval_steps.csv").write_text("step,mode,accuracy,n\n" + "".join(
+            f"{step},cot,{acc},10\n" for step, acc in zip((5, 10), accs)))
+    result = reproduce(tmp_path / "sweep", out=tmp_path / "out")
+    rows = pd.read_csv(tmp_path / "out" / "eval_steps.csv").to_dict("records")
+    assert [(r["step"], r["accuracy"], r["n_seeds"]) for r in rows] == [(5, 60.0, 2), (10, 70.0, 2)]
+    assert rows[0]["accuracy_std"] == pytest.approx(statistics.stdev([50.0, 70.0]))
+    assert (tmp_path / "out" / "eval_steps.png").stat().st_size > 10_000
+    assert "Accuracy during training" in result["markdown"]
+
+
 def test_paper_table3_recomputes_the_printed_gains():
     from dualtune.reproduce.paper_numbers import applies, table3_row
 

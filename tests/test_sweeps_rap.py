@@ -55,3 +55,10 @@ def test_components_arms_and_budgets():
     assert len(seen) == 9
     table2 = compose_sweep(ROOT / "sweeps/rap/table2.yaml", sweep_jobs(ROOT / "sweeps/rap/table2.yaml")[0])
     assert table2.algo.estimator == "rloo"
+
+
+@pytest.mark.parametrize(("scale", "every"), (("lab", 5), ("paper", 20)))
+def test_budget_curve_evaluates_during_training(scale, every):
+    path = ROOT / "sweeps/rap/budget_curve.yaml"
+    cfg = compose_sweep(path, [f"scale={scale}", *sweep_jobs(path, [f"scale={scale}"])[0]])
+    assert cfg.algo.eval_steps == every  # the paper's accuracy-vs-steps curve (RAP Fig. 1a): eval_steps.csv

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from dualtune.config_checks import check_config, require_data
 from dualtune.data.sources import limit_samples, load_domain
 from dualtune.evaluation.cache import cached_evaluate, eval_key_fields
-from dualtune.evaluation.runner import evaluate_model, write_eval
+from dualtune.evaluation.runner import OVERALL, evaluate_model, write_eval
 from dualtune.generation.base import build_generator, generation_settings
 from dualtune.models.base import resolve_model_path
 from dualtune.models.loading import load_model, load_processor
@@ -27,6 +27,20 @@ def eval_settings(cfg) -> dict:
         "max_new_tokens": OmegaConf.to_container(cfg.mode.max_new_tokens, resolve=True),  # model defaults
         "numeric_metric": OmegaConf.to_container(cfg.domain.numeric_metric),
     }
+
+
+def step_evaluator(cfg, processor, samples: list[dict]):
+    """``model -> [{"mode", "accuracy", "n"}]``: the test split in every eval mode with the run's settings
+    (greedy, HF generation on the live policy; overall pooled accuracy), for `PeriodicEval` (``algo.eval_steps``)."""
+    settings = eval_settings(cfg)
+
+    def evaluate(model) -> list[dict]:
+        result = evaluate_model(model, processor, samples, batch_size=int(cfg.eval.batch_size), progress=False,
+                                **settings)
+        return [{"mode": a["mode"], "accuracy": a["weighted"], "n": a["n"]} for a in result.aggregates()
+                if a["domain"] == OVERALL]
+
+    return evaluate
 
 
 def run_eval(cfg, model_path: str, samples: list[dict], use_cache: bool, out_dir=None, prefix: str = "",

@@ -193,9 +193,10 @@ def build_grpo_module(cfg, algo, model, processor, ref_model=None, rollout_engin
         gradient_checkpointing=bool(algo.gradient_checkpointing))
 
 
-def fit_grpo(cfg, model_path: str, processor, train_rows, out_dir: Path) -> Path:
+def fit_grpo(cfg, model_path: str, processor, train_rows, out_dir: Path, callbacks=()) -> Path:
     """GRPO from ``model_path`` on the prompts of ``train_rows``; return the saved model dir
-    (``out_dir/model``) after writing ``reward_curve.{csv,png}`` into ``out_dir``."""
+    (``out_dir/model``) after writing ``reward_curve.{csv,png}`` into ``out_dir`` (``callbacks``: extra
+    Lightning callbacks, e.g. `PeriodicEval`)."""
     out_dir = Path(out_dir)
     algo = grpo_algo_cfg(cfg.algo)
     mode = rollout_mode(cfg.mode)
@@ -224,7 +225,7 @@ def fit_grpo(cfg, model_path: str, processor, train_rows, out_dir: Path) -> Path
     trainer = build_trainer(with_algo(cfg, algo), out_dir, logger=build_logger(cfg, out_dir),
                             max_epochs=-1 if max_steps > 0 else int(algo.epochs),
                             max_steps=max_steps * int(algo.mu) if max_steps > 0 else -1,
-                            callbacks=[curve, SampleRewardLog(out_dir),  # LIMR's reward trajectories
+                            callbacks=[curve, SampleRewardLog(out_dir), *callbacks,  # LIMR's reward trajectories
                                        *([EngineSyncCallback(engine)] if engine else [])],
                             steps_per_unit=int(algo.mu))  # checkpoint_every_n_steps counts rollout steps
     resume = resolve_ckpt_path(cfg.get("ckpt_path"), out_dir)

@@ -67,8 +67,9 @@ def resolve_ckpt_path(ckpt_path, out_dir: Path):
     return str(ckpt_path)
 
 
-def fit_sft(cfg, model_path: str, processor, train_rows, out_dir: Path, val_rows=None) -> Path:
-    """Fine-tune ``model_path`` on ``train_rows`` per ``cfg.algo`` / ``cfg.mode``; return the saved model dir."""
+def fit_sft(cfg, model_path: str, processor, train_rows, out_dir: Path, val_rows=None, callbacks=()) -> Path:
+    """Fine-tune ``model_path`` on ``train_rows`` per ``cfg.algo`` / ``cfg.mode``; return the saved model dir
+    (``callbacks``: extra Lightning callbacks, e.g. `PeriodicEval`)."""
     algo = cfg.algo
     mode = "dual" if len(cfg.mode.train_modes) == 2 else cfg.mode.train_modes[0]
     data = SFTDataModule(processor, train_rows, val_rows, mode=mode, templates=dict(cfg.mode.templates),
@@ -81,7 +82,7 @@ def fit_sft(cfg, model_path: str, processor, train_rows, out_dir: Path, val_rows
                        gradient_checkpointing=bool(algo.gradient_checkpointing),
                        vision_lr_scale=float(algo.get("vision_lr_scale", 1.0)),
                        vision_patterns=vision_tower_patterns(cfg.model))
-    trainer = build_trainer(cfg, out_dir, logger=build_logger(cfg, out_dir))
+    trainer = build_trainer(cfg, out_dir, logger=build_logger(cfg, out_dir), callbacks=callbacks)
     fit_resumable(trainer, module, data, resolve_ckpt_path(cfg.get("ckpt_path"), out_dir))  # SIGTERM: exit 143
     # Every rank: a sharded (FSDP) model is gathered in full before rank 0 saves it (`training.saving`).
     save_dir = save_from_trainer(trainer, module, processor, out_dir / "model",

@@ -20,11 +20,11 @@ from dualtune.data.benchmarks import load_eval_rows
 from dualtune.data.sources import limit_samples, load_domain
 from dualtune.models.base import resolve_model_path
 from dualtune.models.loading import load_processor
-from dualtune.recipes.evaluate import run_eval
+from dualtune.recipes.evaluate import run_eval, step_evaluator
 from dualtune.recipes.select import select_training_rows, update_selection_cost
 from dualtune.recipes.sft import fit_sft
 from dualtune.rl_report import write_rl_report_for_run
-from dualtune.training.callbacks import read_train_tokens
+from dualtune.training.callbacks import PeriodicEval, read_train_tokens
 from dualtune.tracking import log_run_results
 from dualtune.utils.distributed import check_launched_ranks, is_global_zero
 from dualtune.utils.runtime import run_dir, seed_everything, stage, task_wrapper
@@ -65,18 +65,30 @@ def write_boundary(cfg, base, tuned, train_rows, out) -> dict:
     return report
 
 
-def fit_algo(cfg, start_path: str, processor, train_rows, out):
-    """Dispatch on ``algo``: sft, grpo, or sft_then_grpo (cold start); returns the tuned model dir."""
+def eval_callbacks(cfg, algo, processor, test_rows, out) -> list:
+    """`PeriodicEval` when the stage's ``algo.eval_steps`` is set and the run has test rows, else none."""
+    every = algo.get("eval_steps")
+    if not every or not test_rows:
+        return []
+    return [PeriodicEval(int(every), step_evaluator(cfg, processor, test_rows), out)]
+
+
+def fit_algo(cfg, start_path: str, processor, train_rows, out, test_rows=()):
+    """Dispatch on ``algo``: sft, grpo, or sft_then_grpo (cold start); returns the tuned model dir.
+    ``test_rows``: what ``algo.eval_steps`` evaluates during training (none: no periodic evaluation)."""
     name = cfg.algo.name
     if name == "sft":
-        return fit_sft(cfg, start_path, processor, train_rows, out)
-    from dualtune.recipes.grpo import fit_grpo
+        return fit_sft(cfg, start_path, processor, train_rows, out,
+                       callbacks=eval_callbacks(cfg, cfg.algo, processor, test_rows, out))
+    from dualtune.recipes.grpo import fit_grpo, grpo_algo_cfg
 
+    grpo_callbacks = eval_callbacks(cfg, grpo_algo_cfg(cfg.algo), processor, test_rows, out)
     if name == "grpo":
-        return fit_grpo(cfg, start_path, processor, train_rows, out)
+        return fit_grpo(cfg, start_path, processor, train_rows, out, callbacks=grpo_callbacks)
     if name == "sft_then_grpo":
-        sft_path = fit_sft(cfg, start_path, processor, train_rows, out / "sft")
-        return fit_grpo(cfg, str(sft_path), processor, train_rows, out)
+        sft_path = fit_sft(cfg, start_path, processor, train_rows, out / "sft",
+                           callbacks=eval_callbacks(cfg, cfg.algo, processor, test_rows, out / "sft"))
+        return fit_grpo(cfg, str(sft_path), processor, train_rows, out, callbacks=grpo_callbacks)
     raise ValueError(f"unknown algo {name!r}")
 
 
@@ -104,7 +116,7 @@ def train(cfg):
             base = run_eval(cfg, base_path, test_rows, use_cache=True, out_dir=out / "eval_base", input_skips=test_skips)
     train_stage = f"{cfg.algo.name} ({cfg.mode.name})"
     with stage(train_stage, timings):
-        tuned_path = fit_algo(cfg, cfg.get("init_from") or base_path, processor, train_rows, out)
+        tuned_path = fit_algo(cfg, cfg.get("init_from") or base_path, processor, train_rows, out, test_rows)
     if not is_global_zero():  # the other ranks are done once the model is saved; rank 0 checks their exit
         return None
     if (out / "selection.json").exists():  # scoring vs training cost, side by side (RAP's efficiency claim)

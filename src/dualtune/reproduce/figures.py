@@ -118,3 +118,23 @@ def plot_sweep_curve(groups, rows: list[dict], path) -> Path | None:
         ax.set_title(title)
         ax.legend(fontsize=7)
     return save_figure(fig, path)
+
+
+def plot_step_curves(rows: list[dict], path) -> Path | None:
+    """Accuracy against training step (`step_table` rows), one line per configuration (seeds' mean ± std),
+    one panel per eval mode: RAP Fig. 1a's layout. None without rows."""
+    if not rows:
+        return None
+    modes = list(dict.fromkeys(r["mode"] for r in rows))
+    fig, axes = new_figure(5.5 * len(modes), 4.2, 1, len(modes))
+    axes = list(axes) if len(modes) > 1 else [axes]
+    for ax, mode in zip(axes, modes):
+        for label in dict.fromkeys(r["config"] for r in rows):
+            points = [r for r in rows if r["config"] == label and r["mode"] == mode]
+            ax.errorbar([r["step"] for r in points], [r["accuracy"] for r in points],
+                        yerr=[r.get("accuracy_std") or 0.0 for r in points], marker="o", capsize=2, label=label)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(f"{mode} prompt")
+        ax.legend(fontsize=6)
+    return save_figure(fig, path)

@@ -5,7 +5,8 @@ model, domain, mode, algo, selection, init_from, overrides), ``table1_modes.{md,
 ``table3_boundary.{md,csv}`` (when a run has a Thinking-Boundary report), ``sweep.{md,csv}``,
 ``auto_think.{md,csv}`` (when a tuned model was evaluated in auto mode), ``paper_reference.{md,csv}`` (with
 ``paper_numbers``), the figures ``modes.png``, ``boundary_<configuration>.png``, ``think_rate.png``,
-``sweep_curve.png`` (tuned accuracy against a swept number: budget, lambda, M), the
+``sweep_curve.png`` (tuned accuracy against a swept number: budget, lambda, M), ``eval_steps.{md,csv,png}``
+(accuracy during training, runs with ``algo.eval_steps``), the
 thinking-pattern study where configurations differ only in ``domain.cot_source`` (Figs. 2-3:
 ``fig2_region_shift.*``, ``fig3_gain_token.*``, `dualtune.studies.thinking_patterns`), and ``reproduce.md``:
 every table in one file (also printed).
@@ -21,7 +22,7 @@ import pandas as pd
 from dualtune.reproduce import figures
 from dualtune.reproduce.collect import collect, group_runs
 from dualtune.reproduce.tables import (auto_think_table, boundary_table, modes_table, paper_reference,
-                                       sweep_table)
+                                       step_table, sweep_table)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,8 @@ def reproduce(root, out=None, paper_numbers: bool = False, gain_token: str | Non
     modes_rows, modes_md = modes_table(groups, paper=paper_numbers)
     boundary_rows, boundary_md = boundary_table(groups, paper=paper_numbers)
     tables = (("table1_modes", (modes_rows, modes_md)), ("table3_boundary", (boundary_rows, boundary_md)),
-              ("sweep", sweep_table(groups)), ("auto_think", auto_think_table(groups)))
+              ("sweep", sweep_table(groups)), ("auto_think", auto_think_table(groups)),
+              ("eval_steps", step_table(groups)))
     for name, (rows, md) in tables:
         files += _write(out, name, rows, md)
         if md:
@@ -73,6 +75,8 @@ def reproduce(root, out=None, paper_numbers: bool = False, gain_token: str | Non
                 files.append(figures.plot_think_rate(rows, out / "think_rate.png"))
             if name == "sweep":
                 files.append(figures.plot_sweep_curve(groups, rows, out / "sweep_curve.png"))
+            if name == "eval_steps":
+                files.append(figures.plot_step_curves(rows, out / "eval_steps.png"))
     pattern_files, pattern_md = write_study(sweep_studies(groups), out, gain_token, paper=paper_numbers)
     files += pattern_files
     sections += [pattern_md] if pattern_md else []

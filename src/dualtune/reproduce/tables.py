@@ -185,6 +185,28 @@ def sweep_table(groups) -> tuple[list[dict], str]:
         "\nOverall = the report's last ALL row (all domains); mean ± sample std over seeds.\n")
 
 
+def step_table(groups) -> tuple[list[dict], str]:
+    """Accuracy during training (runs with ``algo.eval_steps``: their ``eval_steps.csv``): one row per
+    (configuration, step, mode), mean ± std over seeds — RAP Fig. 1a's accuracy-vs-steps curves."""
+    import pandas as pd
+
+    csv_rows, md_rows = [], []
+    for label, runs in groups:
+        frames = [pd.read_csv(r.path / "eval_steps.csv") for r in runs if (r.path / "eval_steps.csv").is_file()]
+        if not frames:
+            continue
+        merged = pd.concat(frames)
+        for (step, mode), part in merged.groupby(["step", "mode"], sort=True):
+            row = {"config": label, "step": int(step), "mode": mode, "n_seeds": len(part)}
+            cell = _stat(row, "accuracy", part["accuracy"].tolist())
+            csv_rows.append(row)
+            md_rows.append([label, int(step), mode, len(part), cell])
+    if not csv_rows:
+        return [], ""
+    return csv_rows, "## Accuracy during training (algo.eval_steps)\n\n" + markdown(
+        ["config", "step", "mode", "seeds", "accuracy"], md_rows) + "\nmean ± sample std over seeds; overall pooled accuracy of the test split.\n"
+
+
 def auto_think_table(groups) -> tuple[list[dict], str]:
     """Per configuration whose tuned model was evaluated in ``auto`` mode: per subtask the think rate (tuned,
     and base when evaluated) next to the auto / direct / cot accuracies and the boundary region."""

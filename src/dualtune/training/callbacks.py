@@ -122,6 +122,61 @@ class SampleRewardLog(L.Callback):
         self.records = [dict(r) for r in state_dict.get("records", [])]
 
 
+EVAL_STEPS_FILE = "eval_steps.csv"
+
+
+class PeriodicEval(L.Callback):
+    """Evaluates the policy every ``every`` training batches (GRPO: rollout steps; TRL's ``eval_steps``) with
+    ``evaluate(model) -> [{"mode", "accuracy", "n"}, ...]`` on rank 0, logs ``eval/<mode>/accuracy`` and, at the
+    end of the fit, writes ``<out_dir>/eval_steps.csv`` (step, mode, accuracy, n): the accuracy-vs-steps curve
+    of RAP's Fig. 1a. The rows are part of the checkpoint, so a resumed run keeps the earlier points."""
+
+    def __init__(self, every: int, evaluate, out_dir=None):
+        if int(every) <= 0:
+            raise ValueError(f"eval_steps must be a positive number of steps, got {every}")
+        self.every, self.evaluate = int(every), evaluate
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.rows: list[dict] = []
+
+    def on_train_start(self, trainer, pl_module):
+        """Refuse sharded weights: rank 0 alone cannot generate from an FSDP-sharded policy."""
+        if "fsdp" in type(trainer.strategy).__name__.lower():
+            raise ValueError("eval_steps needs the whole policy on rank 0; under FSDP evaluate saved checkpoints "
+                             "instead (trainer.checkpoint_every_n_steps + evaluate.py)")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        """Every ``every`` batches: evaluate (rank 0), log, keep the rows; the other ranks wait."""
+        step = trainer.fit_loop.epoch_loop.batch_progress.total.processed
+        if step % self.every:
+            return
+        if trainer.is_global_zero:
+            start = time.perf_counter()
+            rows = [{"step": step, **row} for row in self.evaluate(pl_module.model)]
+            self.rows = [r for r in self.rows if r["step"] < step] + rows
+            metrics = {f"eval/{r['mode']}/accuracy": float(r["accuracy"]) for r in rows}
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=trainer.global_step)
+            log.info("eval at step %d (%.1fs): %s", step, time.perf_counter() - start,
+                     ", ".join(f"{r['mode']} {r['accuracy']:.2f}" for r in rows))
+        trainer.strategy.barrier()
+
+    def on_train_end(self, trainer, pl_module):
+        """Write the curve (rank 0)."""
+        if trainer.is_global_zero and self.out_dir is not None and self.rows:
+            import pandas as pd
+
+            text = pd.DataFrame(self.rows).to_csv(index=False)
+            atomic_write_text(self.out_dir / EVAL_STEPS_FILE, text)
+
+    def state_dict(self) -> dict:
+        """The evaluations so far (saved in the checkpoint)."""
+        return {"rows": [dict(r) for r in self.rows]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore the evaluations of the checkpointed steps."""
+        self.rows = [dict(r) for r in state_dict.get("rows", [])]
+
+
 TOKENS_FILE = "train_tokens.json"
 
 
