@@ -132,3 +132,19 @@ def test_internvl_evaluate_recipe(internvl, cache_dir, tmp_path):
     evaluate(cfg)
     preds = pd.read_json(tmp_path / "predictions.jsonl", lines=True)
     assert len(preds) == 4 * 2 and set(preds["status"]) == {"evaluated"}
+
+
+def test_internvl_max_patches_bounds_the_tiles(internvl, tiny_model_path):
+    """model.max_patches sets InternVL's tiles per image (fewer tiles, fewer image tokens); a processor that does
+    not tile (Qwen-VL) refuses it by name."""
+    from dualtune.models.loading import load_processor, processor_for
+
+    wide = _sample("w", [Image.new("RGB", (112, 56), "red")])
+    default = encode_train_example(load_processor(internvl), wide, "direct")
+    cfg = compose("train", ["model=internvl3_2b", f"model.path={internvl}", "model.max_patches=1"])
+    check_config(cfg, "train")
+    one = encode_train_example(processor_for(internvl, cfg.model), wide, "direct")
+    assert default["pixel_values"].shape[0] == 3 and one["pixel_values"].shape[0] == 1  # 2 tiles + thumbnail -> 1
+    assert len(one["input_ids"]) == len(default["input_ids"]) - 2  # one image token a tile (the tiny's tiles)
+    with pytest.raises(ValueError, match="max_patches=2: .* does not tile"):
+        load_processor(tiny_model_path, max_patches=2)

@@ -53,6 +53,7 @@ MODEL = {
     "model.path": text(null=True), "model.dtype": choice(*DTYPES, null=True), "model.freeze_vision": boolean(),
     "model.freeze_projector": boolean(), "model.min_pixels": integer(1, null=True),
     "model.max_pixels": integer(1, null=True), "model.max_length": integer(1, null=True),
+    "model.max_patches": integer(1, null=True),
     "model.max_new_tokens": any_of(BUDGETS, choice(None, null=True)),  # mode.max_new_tokens defaults to it
     "model.lora.enabled": boolean(), "model.lora.r": integer(1),
     "model.lora.alpha": number(0, lo_open=True), "model.lora.dropout": number(0, 1, hi_open=True),

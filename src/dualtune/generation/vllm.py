@@ -83,12 +83,14 @@ def _reference_ids(model_path: str, processor) -> tuple[list[int], list[int]]:
     return eos_token_ids(shim, processor), suppressed_token_ids(shim)
 
 
-def image_size_kwargs(processor, min_pixels=None, max_pixels=None) -> dict:
+def image_size_kwargs(processor, min_pixels=None, max_pixels=None, max_patches=None) -> dict:
     """The engine's image-processor kwargs for the config's pixel limits, as `load_processor` applies them to the
     reference: ``{"size": {"shortest_edge": min, "longest_edge": max}}`` (a missing bound from the checkpoint's
     processor) for an image processor that bounds the pixel count (Qwen2.5-VL, Qwen3-VL); ``{}`` without limits
     or for a processor that tiles at a fixed size (InternVL's GotOcr2: the reference ignores the limits there, and
-    vLLM's processor would reject ``min_pixels``)."""
+    vLLM's processor would reject ``min_pixels``); ``max_patches`` (InternVL's tiles per image) is passed as is."""
+    if max_patches is not None:
+        return {"max_patches": int(max_patches), **image_size_kwargs(processor, min_pixels, max_pixels)}
     if min_pixels is None and max_pixels is None:
         return {}
     image_processor = getattr(processor, "image_processor", None)
@@ -127,7 +129,7 @@ class VLLMGenerator(Generator):
     name = "vllm"
 
     def __init__(self, model_path, processor, templates=None, *, dtype: str = "float32", min_pixels=None,
-                 max_pixels=None, gpu_memory_utilization: float = 0.5, enforce_eager: bool = True,
+                 max_pixels=None, max_patches=None, gpu_memory_utilization: float = 0.5, enforce_eager: bool = True,
                  max_model_len: int | None = None, max_num_seqs: int | None = None, kv_cache_space_gb=1,
                  in_process: bool = True, max_images_per_prompt: int = 8, seed: int = 0,
                  enable_chunked_prefill: bool | None = None, enable_sleep_mode: bool = False,
@@ -139,7 +141,7 @@ class VLLMGenerator(Generator):
         self.model_path, self.processor, self.templates = str(model_path), processor, templates
         self.eos_ids, self.suppressed_ids = _reference_ids(self.model_path, processor)
         self.video_placeholders = engine_placeholder_ids(processor)
-        pixels = image_size_kwargs(processor, min_pixels, max_pixels)
+        pixels = image_size_kwargs(processor, min_pixels, max_pixels, max_patches)
         # The pixel limits go to the image processor only: the reference sets them there (`load_processor`),
         # a video keeps the checkpoint's video-processor limits in both backends.
         kwargs = dict(model=self.model_path, dtype=dtype, seed=int(seed), enforce_eager=bool(enforce_eager),

@@ -27,12 +27,21 @@ def resolve_dtype(name: str | None):
     return DTYPES[name]
 
 
-def load_processor(path: str, max_pixels: int | None = None, min_pixels: int | None = None):
-    """`AutoProcessor.from_pretrained` with optional image-size bounds, left padding for generation."""
+def load_processor(path: str, max_pixels: int | None = None, min_pixels: int | None = None,
+                   max_patches: int | None = None):
+    """`AutoProcessor.from_pretrained` with optional image-size bounds (Qwen-VL: pixel counts; InternVL:
+    ``max_patches`` tiles per image, the thumbnail not counted), left padding for generation."""
     from transformers import AutoProcessor
 
     processor = AutoProcessor.from_pretrained(path)
     image_processor = getattr(processor, "image_processor", None)
+    if max_patches is not None:
+        if not hasattr(image_processor, "max_patches"):
+            raise ValueError(f"model.max_patches={max_patches}: {type(image_processor).__name__} does not tile "
+                             "images (it applies to InternVL); use min_pixels / max_pixels")
+        if int(max_patches) < 1:
+            raise ValueError(f"model.max_patches must be >= 1, got {max_patches}")
+        image_processor.max_patches = int(max_patches)
     size = getattr(image_processor, "size", None)
     # Qwen-VL image processors bound the pixel count by size = {shortest_edge: min, longest_edge: max}; size is a
     # dict or (transformers 5) a SizeDict, which supports `in`, [] and rebuilding from keywords alike.
@@ -41,6 +50,12 @@ def load_processor(path: str, max_pixels: int | None = None, min_pixels: int | N
                                              "longest_edge": int(max_pixels or size["longest_edge"])})
     processor.tokenizer.padding_side = "left"
     return processor
+
+
+def processor_for(path: str, model_cfg):
+    """`load_processor` with a model config's image bounds (``min_pixels``, ``max_pixels``, ``max_patches``)."""
+    return load_processor(path, model_cfg.get("max_pixels"), model_cfg.get("min_pixels"),
+                          model_cfg.get("max_patches"))
 
 
 def freeze_modules(model, patterns) -> int:

@@ -148,7 +148,7 @@ def build_provenance(cfg, opts: dict, model_path: str, n_samples: int) -> dict:
         "version": 1,
         "teacher": {"name": str(teacher.name), "fingerprint": model_fingerprint(model_path),
                     "dtype": teacher.get("dtype"), "min_pixels": teacher.get("min_pixels"),
-                    "max_pixels": teacher.get("max_pixels")},
+                    "max_pixels": teacher.get("max_pixels"), "max_patches": teacher.get("max_patches")},
         "generation_backend": generation_settings(cfg)["backend"],
         "prompt_template": str(cfg.mode.templates.cot),
         "decoding": {"temperature": float(opts["temperature"]), "top_p": float(opts["top_p"]),
@@ -199,10 +199,10 @@ def load_teacher(cfg, opts: dict, path: str):
     import torch
 
     from dualtune.generation.base import build_generator, generation_settings
-    from dualtune.models.loading import load_model, load_processor
+    from dualtune.models.loading import load_model, processor_for
 
     teacher = cfg.teacher
-    processor = load_processor(path, teacher.get("max_pixels"), teacher.get("min_pixels"))
+    processor = processor_for(path, teacher)
     gen_cfg = OmegaConf.create({"generation": OmegaConf.to_container(cfg.generation, resolve=True)
                                 if cfg.get("generation") is not None else {"backend": "hf"},
                                 "model": OmegaConf.to_container(teacher, resolve=True)})

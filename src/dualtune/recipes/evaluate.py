@@ -12,7 +12,7 @@ from dualtune.evaluation.cache import cached_evaluate, eval_key_fields
 from dualtune.evaluation.runner import OVERALL, evaluate_model, write_eval
 from dualtune.generation.base import build_generator, generation_settings
 from dualtune.models.base import resolve_model_path
-from dualtune.models.loading import load_model, load_processor
+from dualtune.models.loading import load_model, processor_for
 from dualtune.prompting.templates import eval_templates
 from dualtune.utils.runtime import run_dir, seed_everything, stage, task_wrapper
 
@@ -51,7 +51,7 @@ def run_eval(cfg, model_path: str, samples: list[dict], use_cache: bool, out_dir
     backend = generation_settings(cfg)["backend"]
 
     def compute():
-        processor = load_processor(model_path, cfg.model.get("max_pixels"), cfg.model.get("min_pixels"))
+        processor = processor_for(model_path, cfg.model)
         if backend != "hf":  # generation.backend=vllm: an engine on the checkpoint, no HF model loaded
             with build_generator(cfg, model_path, processor, templates=settings["templates"],
                                  seed=int(cfg.seed)) as generator:
@@ -66,6 +66,8 @@ def run_eval(cfg, model_path: str, samples: list[dict], use_cache: bool, out_dir
                                  decoding=None if backend == "hf" else {"do_sample": False, "backend": backend})
         # The pixel limits change every image's token count, so they are part of the key.
         fields["pixels"] = {"min": cfg.model.get("min_pixels"), "max": cfg.model.get("max_pixels")}
+        if cfg.model.get("max_patches") is not None:  # InternVL's tiles per image (set: part of the key)
+            fields["pixels"]["max_patches"] = int(cfg.model.max_patches)
         result = cached_evaluate(cfg.cache_dir, model_path, fields, compute)
     else:
         result = compute()

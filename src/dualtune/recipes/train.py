@@ -19,7 +19,7 @@ from dualtune.curation import build_manifest, write_manifest
 from dualtune.data.benchmarks import load_eval_rows
 from dualtune.data.sources import limit_samples, load_domain
 from dualtune.models.base import resolve_model_path
-from dualtune.models.loading import load_processor
+from dualtune.models.loading import processor_for
 from dualtune.recipes.evaluate import run_eval, step_evaluator
 from dualtune.recipes.select import select_training_rows, update_selection_cost
 from dualtune.recipes.sft import fit_sft
@@ -107,7 +107,7 @@ def train(cfg):
         test_rows = limit_samples(test_rows, cfg.eval.get("limit"))
     with stage("resolve base model", timings):
         base_path = resolve_model_path(cfg.model, cfg.cache_dir)
-        processor = load_processor(base_path, cfg.model.get("max_pixels"), cfg.model.get("min_pixels"))
+        processor = processor_for(base_path, cfg.model)
     with stage("select training samples", timings):
         train_rows = select_training_rows(cfg, data["train"], out)
     base = None

@@ -91,9 +91,9 @@ def _load_model(cfg, path: str, device: str):
     """Processor + eval-mode model on ``device`` ("auto" = CUDA when available)."""
     import torch
 
-    from dualtune.models.loading import load_model, load_processor
+    from dualtune.models.loading import load_model, processor_for
 
-    processor = load_processor(path, cfg.model.get("max_pixels"), cfg.model.get("min_pixels"))
+    processor = processor_for(path, cfg.model)
     model = load_model(path, cfg.model, for_training=False)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -115,6 +115,8 @@ def load_scores(cfg, plan: ScoringPlan, rows: list[dict], backend=None, ace_fn=N
     model_info = {"name": cfg.model.name, "path": path, "fingerprint": model_fingerprint(path),
                   "dtype": cfg.model.get("dtype"), "max_pixels": cfg.model.get("max_pixels"),
                   "min_pixels": cfg.model.get("min_pixels")}
+    if cfg.model.get("max_patches") is not None:  # InternVL's tiles per image: other image tokens, other scores
+        model_info["max_patches"] = int(cfg.model.max_patches)
     if engine != "hf":  # scores of another engine's rollouts are other scores (hf provenance is unchanged)
         model_info["generation_backend"] = engine
     template = str(cfg.mode.templates[plan.rollouts.mode])
@@ -137,10 +139,9 @@ def load_scores(cfg, plan: ScoringPlan, rows: list[dict], backend=None, ace_fn=N
         start = time.perf_counter()
         model = generator = None
         if backend is None and engine != "hf":  # generation.backend=vllm: an engine for the rollouts
-            from dualtune.models.loading import load_processor
+            from dualtune.models.loading import processor_for
 
-            generator = build_generator(cfg, path, load_processor(path, cfg.model.get("max_pixels"),
-                                                                  cfg.model.get("min_pixels")),
+            generator = build_generator(cfg, path, processor_for(path, cfg.model),
                                         templates=dict(cfg.mode.templates), seed=int(cfg.seed))
             backend = GeneratorRolloutBackend(generator)
             if plan.ace is not None and ace_fn is None:  # ACE reads attention maps: the HF model is loaded too
