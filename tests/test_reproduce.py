@@ -126,7 +126,9 @@ def test_collect_identifies_runs_by_config_not_dir_names(tmp_path):
     for seed in (0, 1):  # misleading dir names: identity comes from the config
         _fake_run(tmp_path / f"lr_big_{seed}", {**base, "seed": seed, "selection": {"name": "random", "seed": seed},
                                               "logger": {"group": f"t{seed}"}})
-        _fake_run(tmp_path / f"lr_small_{seed}", {**base, "seed": seed, "algo": {"name": "sft", "lr": 0.01}})
+        # A key added later with a null default (seed 1 ran after it existed) does not split the configuration.
+        _fake_run(tmp_path / f"lr_small_{seed}", {**base, "seed": seed, "algo": {
+            "name": "sft", "lr": 0.01, **({"eval_steps": None} if seed else {})}})
         # RL from each seed's dual run: init_from differs per seed but names the same configuration.
         _fake_run(tmp_path / f"rl_{seed}", {**base, "seed": seed, "algo": {"name": "grpo", "lr": 0.001},
                                             "init_from": str(tmp_path / f"lr_big_{seed}" / "model")})

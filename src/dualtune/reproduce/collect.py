@@ -96,9 +96,12 @@ def is_seed_key(key: str) -> bool:
 
 
 def identity_of(config: dict) -> dict:
-    """The flat config leaves that define a configuration (no seeds, no run locations, no logger/trainer)."""
+    """The flat config leaves that define a configuration (no seeds, no run locations, no logger/trainer).
+    A null leaf counts as absent: a key that a later version added with a null default (read with ``.get``,
+    so null and absent behave alike) does not split runs made before and after it into two configurations."""
     return {k: v for k, v in flatten(config).items()
-            if not is_seed_key(k) and k not in LOCATION_KEYS and k.split(".", 1)[0] not in LOCATION_GROUPS}
+            if v is not None and not is_seed_key(k) and k not in LOCATION_KEYS
+            and k.split(".", 1)[0] not in LOCATION_GROUPS}
 
 
 def find_run_dirs(root) -> tuple[list[Path], list[Path]]:
