@@ -163,6 +163,8 @@ def sweep_table(groups) -> tuple[list[dict], str]:
     from dualtune.scoring.compare import overall_row, run_summary
 
     keys = ("B_S", "B_L", "DT_S", "DT_L", "Gain_DA", "Gain_CoT", "GAP_DT", "train samples", "SFT wall s")
+    if any((r.path / "selection.json").is_file() for _, runs in groups for r in runs):  # selection sweeps
+        keys += ("language-prior kept",)
     columns = ["config", "model", "domain", "mode", "algo", "selection", "seeds", *keys, "overall region"]
     csv_rows, md_rows = [], []
     for label, runs in groups:

@@ -55,8 +55,11 @@ def run_summary(name: str, run_dir, steps: bool = True) -> dict:
     manifest = _read_json(run_dir / "curation" / "manifest.json") or {}
     n_routed = sum(len(ids) for ids in manifest.get("routes", {}).values()) or None
     n_train = selection["n_kept"] if selection else n_routed
+    # Samples flagged language_prior in the data (the selection lab plants them) that the selection kept.
+    lp_kept = [s["language_prior_kept"] for s in (selection or {}).get("by_subtask", {}).values()
+               if "language_prior_kept" in s]
     return {"run": name, "train samples": n_train, "SFT steps": optimizer_steps(run_dir) if steps else None,
-            "SFT wall s": sft_wall, "scoring wall s": scoring,
+            "SFT wall s": sft_wall, "scoring wall s": scoring, "language-prior kept": sum(lp_kept) if lp_kept else None,
             **{k: overall[k] for k in ("B_S", "B_L", "DT_S", "DT_L")}}
 
 
