@@ -180,6 +180,15 @@ def test_eval_steps_are_averaged_over_seeds(tmp_path):
     assert "Accuracy during training" in result["markdown"]
 
 
+def test_configurations_sort_numbers_by_value():
+    from dualtune.reproduce.collect import natural_key
+
+    labels = ["rollouts.M=16", "rollouts.M=3", "rollouts.M=8", "lam_a=1.0, sigma=2.0", "lam_a=0.01, sigma=3.0",
+              "lam_a=0.01, sigma=1.5"]
+    assert sorted(labels, key=natural_key) == ["lam_a=0.01, sigma=1.5", "lam_a=0.01, sigma=3.0", "lam_a=1.0, sigma=2.0",
+                                               "rollouts.M=3", "rollouts.M=8", "rollouts.M=16"]
+
+
 def test_paper_table3_recomputes_the_printed_gains():
     from dualtune.reproduce.paper_numbers import applies, table3_row
 

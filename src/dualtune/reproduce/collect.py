@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,6 +206,12 @@ def collect(root) -> tuple[list[Run], dict]:
 MODE_ORDER = {"direct": 0, "cot": 1, "dual": 2}  # the paper's row order: S, L, SL
 
 
+def natural_key(label: str) -> tuple:
+    """Sort key that orders the numbers inside a label by value (``M=3`` before ``M=16``)."""
+    parts = re.split(r"(-?\d+(?:\.\d+)?(?:e-?\d+)?)", label)
+    return tuple((0, float(p), "") if i % 2 else (1, 0.0, p) for i, p in enumerate(parts))
+
+
 def group_runs(runs: list[Run]) -> list[tuple[str, list[Run]]]:
     """Runs grouped by configuration (same identity), each group sorted by seed; groups ordered by model,
     training data, mode (S, L, SL) and label."""
@@ -215,6 +222,6 @@ def group_runs(runs: list[Run]) -> list[tuple[str, list[Run]]]:
     def order(members: list[Run]) -> tuple:
         first = members[0]
         return (str(first.get("model.name")), str(first.get("domain.name")),
-                MODE_ORDER.get(first.get("mode.name"), 9), first.label)
+                MODE_ORDER.get(first.get("mode.name"), 9), natural_key(first.label))
 
     return [(m[0].label, sorted(m, key=lambda r: r.seed)) for m in sorted(groups.values(), key=order)]
