@@ -173,3 +173,14 @@ def test_curation_tie_route_is_declared_and_routes_ties(tmp_path):
     write_boundary(cfg, Result(same), Result(same), [{"id": "x", "domain": "d", "subtask": "s"}], tmp_path)
     manifest = json.loads((tmp_path / "curation" / "manifest.json").read_text())
     assert manifest["subtasks"][0]["region"] == "tie" and manifest["routes"]["drop"] == ["x"]
+
+
+def test_a_missing_local_init_dir_is_named(tmp_path):
+    """A local model dir that is not there fails at the config check, not as a hub-id error inside transformers;
+    a hub id (no leading / or .) and an existing dir pass."""
+    with pytest.raises(ConfigError, match=r"init_from=/no/such/run/model: no such directory"):
+        check_config(compose("train", ["init_from=/no/such/run/model"]), "train")
+    with pytest.raises(ConfigError, match=r"checkpoint=\./missing: no such directory"):
+        check_config(compose("evaluate", ["checkpoint=./missing"]), "evaluate")
+    check_config(compose("train", ["init_from=Qwen/Qwen2.5-VL-3B-Instruct"]), "train")
+    check_config(compose("train", [f"init_from={tmp_path}"]), "train")

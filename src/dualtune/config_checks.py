@@ -13,6 +13,7 @@ domain, the split and how many rows were invalid (instead of an IndexError / Sto
 from __future__ import annotations
 
 import importlib.util
+import os
 
 from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
@@ -226,6 +227,11 @@ def _cross_checks(cfg, task: str, errors: list[str]) -> None:
                           f"{shape}; set generation.vllm.in_process=true trainer.devices=1 trainer.num_nodes=1")
     if _safe_get(cfg, "selection.name") == "refine":
         errors += refine_problems(_safe_get(cfg, "selection"))
+    for key in ("init_from", "checkpoint"):  # a local model dir that is not there (a hub id starts with neither)
+        value = _safe_get(cfg, key)
+        if isinstance(value, str) and value.startswith(("/", "./", "../", "~")) and not os.path.exists(
+                os.path.expanduser(value)):
+            errors.append(f"{key}={value}: no such directory")
     source = _safe_get(cfg, "domain.cot_source")
     if isinstance(source, str) and source and (problem := source_problem(source, _safe_get(cfg, "cache_dir"))):
         errors.append(f"domain.cot_source={source!r}: {problem}")
