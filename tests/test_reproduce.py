@@ -133,11 +133,15 @@ def test_collect_identifies_runs_by_config_not_dir_names(tmp_path):
         _fake_run(tmp_path / f"rl_{seed}", {**base, "seed": seed, "algo": {"name": "grpo", "lr": 0.001},
                                             "init_from": str(tmp_path / f"lr_big_{seed}" / "model")})
     _fake_run(tmp_path / "crashed", {**base, "seed": 5}, results=False)
+    # A train.py output_dir=<dir> run: no .hydra there, its boundary report carries the resolved config.
+    (tmp_path / "own_dir").mkdir()
+    (tmp_path / "own_dir" / "thinking_boundary.json").write_text(json.dumps(
+        {"config": {**base, "seed": 2}, "subtasks": [], "aggregates": []}))
     runs, summary = collect(tmp_path)
-    assert summary == {"runs": 6, "configurations": 3, "without_results": [str(tmp_path / "crashed")]}
+    assert summary == {"runs": 7, "configurations": 3, "without_results": [str(tmp_path / "crashed")]}
     groups = dict(group_runs(runs))
     assert {k: sorted(r.seed for r in v) for k, v in groups.items()} == {
-        "algo=sft, algo.lr=0.001, init_from=None": [0, 1], "algo=sft, algo.lr=0.01, init_from=None": [0, 1],
+        "algo=sft, algo.lr=0.001, init_from=None": [0, 1, 2], "algo=sft, algo.lr=0.01, init_from=None": [0, 1],
         "algo=grpo, algo.lr=0.001, init_from=<run: algo=sft, algo.lr=0.001, init_from=None>/model": [0, 1]}
 
 

@@ -1,8 +1,9 @@
 """Find the run dirs of a sweep and identify each run by its resolved config, never by its dir name.
 
 A run dir is any folder under the sweep root holding ``.hydra/config.yaml`` (written by Hydra for every job
-of ``python train.py -m ...`` / ``evaluate.py -m``) and at least one result file (`RESULT_FILES`); a dir
-with a config but no results (a crashed or still-running job) is counted and logged, not read.
+of ``python train.py -m ...`` / ``evaluate.py -m``) and at least one result file (`RESULT_FILES`), or a
+``thinking_boundary.json`` that carries its config (a ``train.py output_dir=<dir>`` run); a dir with a
+config but no results (a crashed or still-running job) is counted and logged, not read.
 
 Identity: the resolved config with its run-location keys (`LOCATION_KEYS`) and every ``seed`` leaf removed
 is the run's *configuration*; runs that share it differ only by seed and are aggregated (mean ± std). A
@@ -106,12 +107,18 @@ def identity_of(config: dict) -> dict:
 
 
 def find_run_dirs(root) -> tuple[list[Path], list[Path]]:
-    """``(run dirs with results, dirs with a config but no result file)`` under ``root``, sorted."""
+    """``(run dirs with results, dirs with a config but no result file)`` under ``root``, sorted. A run made
+    with ``output_dir=<dir>`` has its ``.hydra`` folder in Hydra's own run dir; its boundary report, which
+    carries the resolved config, makes ``<dir>`` a run dir too."""
     found, empty = [], []
     for cfg in sorted(Path(root).rglob(".hydra/config.yaml")):
         run_dir = cfg.parent.parent
         (found if any((run_dir / f).is_file() for f in RESULT_FILES) else empty).append(run_dir)
-    return found, empty
+    for report in sorted(Path(root).rglob(BOUNDARY)):
+        run_dir = report.parent
+        if run_dir not in found and (_read_json(report) or {}).get("config"):
+            found.append(run_dir)
+    return sorted(found), empty
 
 
 def read_run(run_dir: Path) -> Run:
