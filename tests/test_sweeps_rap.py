@@ -62,3 +62,18 @@ def test_budget_curve_evaluates_during_training(scale, every):
     path = ROOT / "sweeps/rap/budget_curve.yaml"
     cfg = compose_sweep(path, [f"scale={scale}", *sweep_jobs(path, [f"scale={scale}"])[0]])
     assert cfg.algo.eval_steps == every  # the paper's accuracy-vs-steps curve (RAP Fig. 1a): eval_steps.csv
+
+
+def test_the_documented_optuna_search_space_parses():
+    """The header's search-space override (its Status line) composes with the Optuna sweeper and keeps the grid's
+    fixed keys next to the four knobs."""
+    import re
+
+    path = ROOT / "sweeps/rap/optuna.yaml"
+    status = next(line for line in path.read_text().splitlines() if line.startswith("# Status:"))
+    override = re.search(r'"(\+\+hydra\.sweeper\.params=\{.*\})"', status).group(1)
+    cfg = compose_sweep(path, ["hydra/sweeper=optuna_tpe", override], hydra=True)
+    params = dict(cfg.hydra.sweeper.params)
+    assert params["selection.cde.lam_c"] == "interval(0.0,0.8)" and params["selection"] == "rap"
+    assert params["selection.ace.lam_a"].startswith("tag(log") and params["domain"] == "selection_lab"
+    assert cfg.hydra.sweeper.direction == "maximize" and cfg.objective == "eval_tuned.cot.accuracy"
