@@ -145,6 +145,19 @@ def test_collect_identifies_runs_by_config_not_dir_names(tmp_path):
         "algo=grpo, algo.lr=0.001, init_from=<run: algo=sft, algo.lr=0.001, init_from=None>/model": [0, 1]}
 
 
+def test_per_seed_checkpoints_are_one_configuration(tmp_path):
+    from dualtune.reproduce.collect import collect, group_runs
+
+    for seed in (0, 1):  # RL from each seed's own Dual Tuning run (outside this sweep): the path follows the seed
+        _fake_run(tmp_path / f"rl{seed}", {"seed": seed, "algo": {"name": "grpo"}, "domain": {"name": "math"},
+                                           "rl_init": {"math": "/runs/t4/dual_seed${seed}/model"},
+                                           "init_from": "${rl_init.${domain.name}}"})
+    runs, summary = collect(tmp_path)
+    assert summary["configurations"] == 1 and [r.seed for _, rs in group_runs(runs) for r in rs] == [0, 1]
+    assert runs[0].identity["init_from"] == "/runs/t4/dual_seed{seed}/model"
+    assert runs[1].get("init_from") == "/runs/t4/dual_seed1/model"  # the resolved config is untouched
+
+
 def test_sweep_curve_axes_and_figure(tmp_path):
     from types import SimpleNamespace
 

@@ -106,6 +106,36 @@ def identity_of(config: dict) -> dict:
             and k.split(".", 1)[0] not in LOCATION_GROUPS}
 
 
+SEED_PLACEHOLDER = "{seed}"
+
+
+def seed_templates(run_dir: Path) -> dict:
+    """Flat config leaves whose value follows the run's seed through an interpolation (e.g.
+    ``rl_init.math: <sweep>/..._seed${seed}/model`` and ``init_from: ${rl_init.${domain.name}}``), as their value
+    with the seed written ``{seed}``: a per-seed checkpoint path is then the same configuration for every seed.
+    Read from the unresolved ``.hydra/config.yaml``; a leaf that does not resolve here is left out."""
+    from omegaconf import OmegaConf
+
+    path = run_dir / ".hydra" / "config.yaml"
+    if not path.is_file():
+        return {}
+    cfg = OmegaConf.load(path)
+    if "seed" not in cfg:
+        return {}
+    cfg.seed = SEED_PLACEHOLDER
+    out = {}
+    for key, value in flatten(OmegaConf.to_container(cfg, resolve=False)).items():
+        if not (isinstance(value, str) and "${" in value) or is_seed_key(key):
+            continue
+        try:
+            resolved = OmegaConf.select(cfg, key, throw_on_resolution_failure=True)
+        except Exception:  # noqa: BLE001 - e.g. ${hydra:...} outside a Hydra run
+            continue
+        if isinstance(resolved, str) and SEED_PLACEHOLDER in resolved:
+            out[key] = resolved
+    return out
+
+
 def find_run_dirs(root) -> tuple[list[Path], list[Path]]:
     """``(run dirs with results, dirs with a config but no result file)`` under ``root``, sorted. A run made
     with ``output_dir=<dir>`` has its ``.hydra`` folder in Hydra's own run dir; its boundary report, which
@@ -196,7 +226,11 @@ def collect(root) -> tuple[list[Run], dict]:
     if not found:
         raise FileNotFoundError(f"{root}: no run dir (a .hydra/config.yaml next to {' or '.join(RESULT_FILES)})")
     runs = [read_run(d) for d in found]
-    raw = [identity_of(run.config) for run in runs]
+    raw = []
+    for run in runs:  # a value that follows the seed (a per-seed checkpoint) is part of the seed, not the config
+        ident = identity_of(run.config)
+        ident.update({k: v for k, v in seed_templates(run.path).items() if k in ident})
+        raw.append(ident)
     labels: dict[Path, str] = {}
     for _ in range(2):  # labels with links as "<run>" first, then links named by those labels
         for run, ident in zip(runs, raw):
