@@ -178,6 +178,9 @@ def test_sweep_curve_axes_and_figure(tmp_path):
     path = plot_sweep_curve(groups, rows, tmp_path / "curve.png")  # a missing value (unfinished run) is skipped
     assert path.stat().st_size > 10_000
     assert plot_sweep_curve(groups[:1], rows[:1], tmp_path / "none.png") is None  # one configuration: no axis
+    trials = [(f"t{i}", [SimpleNamespace(identity={"a": 0.1 * i, "b": 1.0 + i})]) for i in range(3)]  # Optuna-like
+    assert plot_sweep_curve(trials, [{"config": f"t{i}", "DT_S": 1.0, "DT_L": 1.0} for i in range(3)],
+                            tmp_path / "trials.png") is None  # every line would be one point
 
 
 def test_eval_steps_are_averaged_over_seeds(tmp_path):

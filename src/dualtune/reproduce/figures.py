@@ -88,7 +88,8 @@ def curve_axes(identities: list[dict]) -> tuple[str, list[str]] | None:
 def plot_sweep_curve(groups, rows: list[dict], path) -> Path | None:
     """Two panels (Eval-S: direct prompt, Eval-L: CoT prompt): the tuned accuracy of every configuration
     (`sweep_table` rows, seeds' mean ± std) against the swept number of `curve_axes`, one line per value of
-    the other varying keys, the base model's mean as a dashed line. None when the sweep has no numeric axis."""
+    the other varying keys, the base model's mean as a dashed line. None when the sweep has no numeric axis or
+    no line would have two points."""
     identities = [runs[0].identity for _, runs in groups]
     axes_keys = curve_axes(identities)
     if axes_keys is None:
@@ -99,6 +100,8 @@ def plot_sweep_curve(groups, rows: list[dict], path) -> Path | None:
     for (label, _), ident in zip(groups, identities):
         name = ", ".join(f"{k}={ident.get(k)}" for k in series_keys) or "tuned"
         lines.setdefault(name, []).append((float(ident[x_key]), by_label[label]))
+    if all(len(points) < 2 for points in lines.values()):  # e.g. Optuna trials: every knob differs, no curve
+        return None
     fig, axes = new_figure(11.0, 4.2, 1, 2)
     for ax, (mode, title) in zip(axes, (("S", "Eval-S (direct prompt)"), ("L", "Eval-L (CoT prompt)"))):
         base = [r[f"B_{mode}"] for r in rows if r.get(f"B_{mode}") is not None and r.get(f"DT_{mode}") is not None]
