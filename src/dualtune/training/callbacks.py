@@ -40,16 +40,30 @@ class ProgressLog(L.Callback):
 CURVE_METRICS = ("reward", "reward_std", "frac_reward_zero_std", "completions/mean_length", "loss")
 
 
-class RewardCurve(L.Callback):
+class RowsInCheckpoint(L.Callback):
+    """A callback whose ``rows`` (dicts, one per step or record) are saved in the checkpoint and restored on
+    resume (``restored`` then True), so a resumed run keeps the rows of the checkpointed steps."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+        self.restored = False
+
+    def state_dict(self) -> dict:
+        """The rows so far (saved in the checkpoint)."""
+        return {"rows": [dict(r) for r in self.rows]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore the rows of the checkpointed steps."""
+        self.rows = [dict(r) for r in state_dict.get("rows", [])]
+        self.restored = True
+
+
+class RewardCurve(RowsInCheckpoint):
     """Records, after every rollout batch, the step's mean reward and companions (see `CURVE_METRICS`).
 
     The rows are part of the checkpoint (``state_dict``), so a run resumed from step k keeps steps 1..k and
     appends k+1..: every step exactly once, even after a kill -9 that lost the steps after the checkpoint.
     """
-
-    def __init__(self):
-        self.rows: list[dict] = []
-        self.restored = False  # True when the rows came from a checkpoint
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         """Append this step's logged values; per-mode rewards only for modes present in the batch."""
@@ -67,20 +81,11 @@ class RewardCurve(L.Callback):
                     row[key] = float(metrics[key])
         self.rows = [r for r in self.rows if r["step"] < step] + [row]
 
-    def state_dict(self) -> dict:
-        """The rows so far (saved in the checkpoint)."""
-        return {"rows": [dict(r) for r in self.rows]}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Restore the rows of the checkpointed steps."""
-        self.rows = [dict(r) for r in state_dict.get("rows", [])]
-        self.restored = True
-
 
 SAMPLE_REWARDS_FILE = "sample_rewards.jsonl"
 
 
-class SampleRewardLog(L.Callback):
+class SampleRewardLog(RowsInCheckpoint):
     """Per-sample rewards of a GRPO run, one record per prompt and rollout step: ``{id, step, epoch, mode,
     reward, <reward function>...}`` (the module's ``last_sample_rewards``: means over the prompt's completions).
 
@@ -90,19 +95,19 @@ class SampleRewardLog(L.Callback):
     """
 
     def __init__(self, out_dir=None):
+        super().__init__()
         self.out_dir = None if out_dir is None else Path(out_dir)
-        self.records: list[dict] = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         """Add this rollout step's per-prompt records (dropping any a crashed attempt left for this step)."""
         step = trainer.fit_loop.epoch_loop.batch_progress.total.processed
         fresh = [{**record, "step": step, "epoch": trainer.current_epoch}
                  for record in getattr(pl_module, "last_sample_rewards", [])]
-        self.records = [r for r in self.records if r["step"] < step] + fresh
+        self.rows = [r for r in self.rows if r["step"] < step] + fresh
 
     def on_train_end(self, trainer, pl_module):
         """Gather the ranks' records and write the file (rank 0)."""
-        records = self.records
+        records = self.rows
         if trainer.world_size > 1:
             import torch.distributed as dist
 
@@ -113,19 +118,11 @@ class SampleRewardLog(L.Callback):
             text = "".join(json.dumps(r) + "\n" for r in records)
             atomic_write_text(self.out_dir / SAMPLE_REWARDS_FILE, text)
 
-    def state_dict(self) -> dict:
-        """The records so far (saved in the checkpoint)."""
-        return {"records": [dict(r) for r in self.records]}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Restore the records of the checkpointed steps."""
-        self.records = [dict(r) for r in state_dict.get("records", [])]
-
 
 EVAL_STEPS_FILE = "eval_steps.csv"
 
 
-class PeriodicEval(L.Callback):
+class PeriodicEval(RowsInCheckpoint):
     """Evaluates the policy every ``every`` training batches (GRPO: rollout steps; TRL's ``eval_steps``) with
     ``evaluate(model) -> [{"mode", "accuracy", "n"}, ...]`` on rank 0, logs ``eval/<mode>/accuracy`` and, at the
     end of the fit, writes ``<out_dir>/eval_steps.csv`` (step, mode, accuracy, n): the accuracy-vs-steps curve
@@ -134,9 +131,9 @@ class PeriodicEval(L.Callback):
     def __init__(self, every: int, evaluate, out_dir=None):
         if int(every) <= 0:
             raise ValueError(f"eval_steps must be a positive number of steps, got {every}")
+        super().__init__()
         self.every, self.evaluate = int(every), evaluate
         self.out_dir = None if out_dir is None else Path(out_dir)
-        self.rows: list[dict] = []
 
     def on_train_start(self, trainer, pl_module):
         """Refuse sharded weights: rank 0 alone cannot generate from an FSDP-sharded policy."""
@@ -167,14 +164,6 @@ class PeriodicEval(L.Callback):
 
             text = pd.DataFrame(self.rows).to_csv(index=False)
             atomic_write_text(self.out_dir / EVAL_STEPS_FILE, text)
-
-    def state_dict(self) -> dict:
-        """The evaluations so far (saved in the checkpoint)."""
-        return {"rows": [dict(r) for r in self.rows]}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Restore the evaluations of the checkpointed steps."""
-        self.rows = [dict(r) for r in state_dict.get("rows", [])]
 
 
 TOKENS_FILE = "train_tokens.json"
