@@ -49,9 +49,10 @@ def expected_image_tokens(processor, enc) -> int | None:
     if grid_thw is not None:
         merge = getattr(processor.image_processor, "merge_size", 2)
         return int((grid_thw.prod(-1) // (merge**2)).sum())
-    per_tile = getattr(processor, "image_seq_length", None)
-    if enc.get("pixel_values") is not None and per_tile and type(processor).__name__.startswith("InternVL"):
-        return int(enc["pixel_values"].shape[0]) * int(per_tile)
+    from transformers import InternVLProcessor
+
+    if isinstance(processor, InternVLProcessor) and enc.get("pixel_values") is not None:
+        return int(enc["pixel_values"].shape[0]) * int(processor.image_seq_length)
     return None
 
 

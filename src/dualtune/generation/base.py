@@ -105,6 +105,7 @@ def vllm_generator(cfg, model_path: str, processor, templates=None, seed: int = 
 
     knobs = dict(generation_settings(cfg)["vllm"])
     knobs["dtype"] = knobs["dtype"] or cfg.model.get("dtype") or "float32"
-    return VLLMGenerator(model_path, processor, templates, min_pixels=cfg.model.get("min_pixels"),
-                         max_pixels=cfg.model.get("max_pixels"), max_patches=cfg.model.get("max_patches"), seed=seed,
-                         **knobs, **engine_options)
+    from dualtune.models.loading import image_bounds
+
+    return VLLMGenerator(model_path, processor, templates, seed=seed, **image_bounds(cfg.model), **knobs,
+                         **engine_options)

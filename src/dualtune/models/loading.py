@@ -52,10 +52,20 @@ def load_processor(path: str, max_pixels: int | None = None, min_pixels: int | N
     return processor
 
 
+def image_bounds(model_cfg) -> dict:
+    """A model config's image-size bounds, the one list of them: ``{min_pixels, max_pixels}`` (Qwen-VL; null =
+    the checkpoint's) plus ``max_patches`` (InternVL's tiles per image) when set. They change every image's token
+    count, so the processors, the vLLM engine and the eval / score / CoT cache keys all take them from here
+    (an unset ``max_patches`` is left out, so keys made before it existed still match)."""
+    bounds = {"min_pixels": model_cfg.get("min_pixels"), "max_pixels": model_cfg.get("max_pixels")}
+    if model_cfg.get("max_patches") is not None:
+        bounds["max_patches"] = int(model_cfg.get("max_patches"))
+    return bounds
+
+
 def processor_for(path: str, model_cfg):
-    """`load_processor` with a model config's image bounds (``min_pixels``, ``max_pixels``, ``max_patches``)."""
-    return load_processor(path, model_cfg.get("max_pixels"), model_cfg.get("min_pixels"),
-                          model_cfg.get("max_patches"))
+    """`load_processor` with a model config's image bounds (`image_bounds`)."""
+    return load_processor(path, **image_bounds(model_cfg))
 
 
 def freeze_modules(model, patterns) -> int:

@@ -141,14 +141,13 @@ def build_provenance(cfg, opts: dict, model_path: str, n_samples: int) -> dict:
     name it (``hash``); source name, domain, date, version and git sha are informational."""
     from dualtune import __version__
     from dualtune.generation.base import generation_settings
-    from dualtune.models.loading import model_fingerprint
+    from dualtune.models.loading import image_bounds, model_fingerprint
 
     teacher = cfg.teacher
     prov = {
         "version": 1,
         "teacher": {"name": str(teacher.name), "fingerprint": model_fingerprint(model_path),
-                    "dtype": teacher.get("dtype"), "min_pixels": teacher.get("min_pixels"),
-                    "max_pixels": teacher.get("max_pixels"), "max_patches": teacher.get("max_patches")},
+                    "dtype": teacher.get("dtype"), **image_bounds(teacher)},
         "generation_backend": generation_settings(cfg)["backend"],
         "prompt_template": str(cfg.mode.templates.cot),
         "decoding": {"temperature": float(opts["temperature"]), "top_p": float(opts["top_p"]),

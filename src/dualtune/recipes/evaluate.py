@@ -12,7 +12,7 @@ from dualtune.evaluation.cache import cached_evaluate, eval_key_fields
 from dualtune.evaluation.runner import OVERALL, evaluate_model, write_eval
 from dualtune.generation.base import build_generator, generation_settings
 from dualtune.models.base import resolve_model_path
-from dualtune.models.loading import load_model, processor_for
+from dualtune.models.loading import image_bounds, load_model, processor_for
 from dualtune.prompting.templates import eval_templates
 from dualtune.utils.runtime import run_dir, seed_everything, stage, task_wrapper
 
@@ -65,9 +65,8 @@ def run_eval(cfg, model_path: str, samples: list[dict], use_cache: bool, out_dir
                                  settings["numeric_metric"],
                                  decoding=None if backend == "hf" else {"do_sample": False, "backend": backend})
         # The pixel limits change every image's token count, so they are part of the key.
-        fields["pixels"] = {"min": cfg.model.get("min_pixels"), "max": cfg.model.get("max_pixels")}
-        if cfg.model.get("max_patches") is not None:  # InternVL's tiles per image (set: part of the key)
-            fields["pixels"]["max_patches"] = int(cfg.model.max_patches)
+        bounds = image_bounds(cfg.model)  # the pixel limits under the key's original names, then any other bound
+        fields["pixels"] = {"min": bounds.pop("min_pixels"), "max": bounds.pop("max_pixels"), **bounds}
         result = cached_evaluate(cfg.cache_dir, model_path, fields, compute)
     else:
         result = compute()

@@ -107,16 +107,13 @@ def load_scores(cfg, plan: ScoringPlan, rows: list[dict], backend=None, ace_fn=N
     by default the model of ``cfg.model`` is loaded only if something is left to score.
     """
     from dualtune.models.base import resolve_model_path
-    from dualtune.models.loading import model_fingerprint
+    from dualtune.models.loading import image_bounds, model_fingerprint
 
     opts = score_settings(cfg)
     path = resolve_model_path(cfg.model, cfg.cache_dir)
     engine = generation_settings(cfg)["backend"]
     model_info = {"name": cfg.model.name, "path": path, "fingerprint": model_fingerprint(path),
-                  "dtype": cfg.model.get("dtype"), "max_pixels": cfg.model.get("max_pixels"),
-                  "min_pixels": cfg.model.get("min_pixels")}
-    if cfg.model.get("max_patches") is not None:  # InternVL's tiles per image: other image tokens, other scores
-        model_info["max_patches"] = int(cfg.model.max_patches)
+                  "dtype": cfg.model.get("dtype"), **image_bounds(cfg.model)}
     if engine != "hf":  # scores of another engine's rollouts are other scores (hf provenance is unchanged)
         model_info["generation_backend"] = engine
     template = str(cfg.mode.templates[plan.rollouts.mode])

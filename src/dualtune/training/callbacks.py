@@ -137,7 +137,9 @@ class PeriodicEval(RowsInCheckpoint):
 
     def on_train_start(self, trainer, pl_module):
         """Refuse sharded weights: rank 0 alone cannot generate from an FSDP-sharded policy."""
-        if "fsdp" in type(trainer.strategy).__name__.lower():
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        if isinstance(trainer.strategy, FSDPStrategy):
             raise ValueError("eval_steps needs the whole policy on rank 0; under FSDP evaluate saved checkpoints "
                              "instead (trainer.checkpoint_every_n_steps + evaluate.py)")
 
